@@ -154,7 +154,10 @@ impl std::error::Error for ParseError {}
 
 impl ParseError {
     fn at(pos: Pos, message: impl Into<String>) -> Self {
-        ParseError { pos, message: message.into() }
+        ParseError {
+            pos,
+            message: message.into(),
+        }
     }
 }
 
@@ -195,11 +198,18 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             break;
         }
     }
-    Ok(builder.root.unwrap_or(Node { value: Value::Null, pos: Pos { line: 1, column: 1 } }))
+    Ok(builder.root.unwrap_or(Node {
+        value: Value::Null,
+        pos: Pos { line: 1, column: 1 },
+    }))
 }
 
 enum Frame {
-    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
     Map(MapFrame),
 }
 
@@ -231,7 +241,10 @@ impl Builder {
             Event::DocumentStart(..) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(ParseError::at(pos, "only one YAML document is allowed here"));
+                    return Err(ParseError::at(
+                        pos,
+                        "only one YAML document is allowed here",
+                    ));
                 }
             }
             Event::DocumentEnd => {}
@@ -257,7 +270,11 @@ impl Builder {
             Event::SequenceStart(_, anchor, tag) => {
                 reject_collection_tag(tag.as_deref(), "seq", pos)?;
                 self.open(pos)?;
-                self.stack.push(Frame::Seq { pos, anchor, items: Vec::new() });
+                self.stack.push(Frame::Seq {
+                    pos,
+                    anchor,
+                    items: Vec::new(),
+                });
             }
             Event::MappingStart(_, anchor, tag) => {
                 reject_collection_tag(tag.as_deref(), "map", pos)?;
@@ -273,9 +290,13 @@ impl Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { pos, anchor, items }) => {
-                        (Node { value: Value::Seq(items), pos }, anchor)
-                    }
+                    Some(Frame::Seq { pos, anchor, items }) => (
+                        Node {
+                            value: Value::Seq(items),
+                            pos,
+                        },
+                        anchor,
+                    ),
                     Some(Frame::Map(frame)) => {
                         let anchor = frame.anchor;
                         (frame.finish(), anchor)
@@ -292,7 +313,10 @@ impl Builder {
 
     fn open(&mut self, pos: Pos) -> Result<(), ParseError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(ParseError::at(pos, format!("nesting deeper than {MAX_DEPTH} levels")));
+            return Err(ParseError::at(
+                pos,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
         }
         self.count(pos, 1)
     }
@@ -316,8 +340,10 @@ impl Builder {
 
     /// Puts a finished node where it belongs: the root, a list item, a key or a value.
     fn place(&mut self, node: Node, plain_merge: bool) -> Result<(), ParseError> {
-        if matches!(node.value, Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Null)
-        {
+        if matches!(
+            node.value,
+            Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Null
+        ) {
             self.count(node.pos, 1)?;
         }
         match self.stack.last_mut() {
@@ -338,7 +364,10 @@ impl MapFrame {
         if let Some(first) = self.first_seen.get(&key.name) {
             return Err(ParseError::at(
                 key.pos,
-                format!("duplicate key `{}` (first written at line {})", key.name, first.line),
+                format!(
+                    "duplicate key `{}` (first written at line {})",
+                    key.name, first.line
+                ),
             ));
         }
         self.first_seen.insert(key.name.clone(), key.pos);
@@ -364,7 +393,10 @@ impl MapFrame {
             other => {
                 return Err(ParseError::at(
                     key.pos,
-                    format!("`<<` merges a mapping or a list of mappings, found {}", other.kind()),
+                    format!(
+                        "`<<` merges a mapping or a list of mappings, found {}",
+                        other.kind()
+                    ),
                 ));
             }
         };
@@ -385,7 +417,10 @@ impl MapFrame {
                 self.entries.push((k, v));
             }
         }
-        Node { value: Value::Map(self.entries), pos: self.pos }
+        Node {
+            value: Value::Map(self.entries),
+            pos: self.pos,
+        }
     }
 }
 
@@ -402,34 +437,52 @@ fn key_of(node: Node) -> Result<Key, ParseError> {
             ));
         }
     };
-    Ok(Key { name, pos: node.pos })
+    Ok(Key {
+        name,
+        pos: node.pos,
+    })
 }
 
 fn reject_collection_tag(tag: Option<&Tag>, expected: &str, pos: Pos) -> Result<(), ParseError> {
     match tag {
         None => Ok(()),
         Some(t) if t.core_suffix() == Some(expected) => Ok(()),
-        Some(t) => Err(ParseError::at(pos, format!("unsupported YAML tag `{}`", t.original()))),
+        Some(t) => Err(ParseError::at(
+            pos,
+            format!("unsupported YAML tag `{}`", t.original()),
+        )),
     }
 }
 
 /// Resolves a scalar to a typed value: YAML 1.2 core schema, strict booleans,
 /// leading-zero numbers kept as strings.
-fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Result<Value, ParseError> {
+fn resolve_scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    pos: Pos,
+) -> Result<Value, ParseError> {
     if let Some(tag) = tag {
         let invalid = |ty: &str| ParseError::at(pos, format!("`{text}` is not a valid {ty}"));
         return match tag.core_suffix() {
             Some("str") => Ok(Value::Str(text.to_string())),
             Some("null") => Ok(Value::Null),
-            Some("bool") => parse_bool(text).map(Value::Bool).ok_or_else(|| invalid("boolean")),
-            Some("int") => parse_int(text).map(Value::Int).ok_or_else(|| invalid("integer")),
+            Some("bool") => parse_bool(text)
+                .map(Value::Bool)
+                .ok_or_else(|| invalid("boolean")),
+            Some("int") => parse_int(text)
+                .map(Value::Int)
+                .ok_or_else(|| invalid("integer")),
             Some("float") => parse_float(text)
                 .or_else(|| parse_int(text).map(|i| i as f64))
                 .map(Value::Float)
                 .ok_or_else(|| invalid("number")),
             // The non-specific tag `!` means "a string" on a scalar.
             _ if tag.original() == "!" => Ok(Value::Str(text.to_string())),
-            _ => Err(ParseError::at(pos, format!("unsupported YAML tag `{}`", tag.original()))),
+            _ => Err(ParseError::at(
+                pos,
+                format!("unsupported YAML tag `{}`", tag.original()),
+            )),
         };
     }
     if style != ScalarStyle::Plain {
@@ -481,7 +534,11 @@ fn parse_int(text: &str) -> Option<i64> {
         _ => (10, rest),
     };
     let bytes = digits.as_bytes();
-    if bytes.is_empty() || bytes[0] == b'_' || bytes[bytes.len() - 1] == b'_' || digits.contains("__") {
+    if bytes.is_empty()
+        || bytes[0] == b'_'
+        || bytes[bytes.len() - 1] == b'_'
+        || digits.contains("__")
+    {
         return None;
     }
     let mut magnitude: i128 = 0;
@@ -490,7 +547,9 @@ fn parse_int(text: &str) -> Option<i64> {
             continue;
         }
         let d = char::from(b).to_digit(radix)?;
-        magnitude = magnitude.checked_mul(i128::from(radix))?.checked_add(i128::from(d))?;
+        magnitude = magnitude
+            .checked_mul(i128::from(radix))?
+            .checked_add(i128::from(d))?;
     }
     i64::try_from(if negative { -magnitude } else { magnitude }).ok()
 }
@@ -503,7 +562,11 @@ fn parse_float(text: &str) -> Option<f64> {
     match unsigned {
         ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
         ".inf" | ".Inf" | ".INF" => {
-            return Some(if negative { f64::NEG_INFINITY } else { f64::INFINITY });
+            return Some(if negative {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            });
         }
         _ => {}
     }
@@ -540,8 +603,16 @@ mod tests {
         assert_eq!(key.pos, Pos { line: 1, column: 1 });
         let (bkey, list) = &map(inner)[0];
         assert_eq!(bkey.pos, Pos { line: 2, column: 3 });
-        let Value::Seq(items) = &list.value else { panic!("not a list") };
-        assert_eq!(items[1].pos, Pos { line: 2, column: 10 });
+        let Value::Seq(items) = &list.value else {
+            panic!("not a list")
+        };
+        assert_eq!(
+            items[1].pos,
+            Pos {
+                line: 2,
+                column: 10
+            }
+        );
     }
 
     #[test]
@@ -617,10 +688,50 @@ mod tests {
     #[test]
     fn scalars_resolve_as_serde_saphyr_resolves_them() {
         let spellings = [
-            "true", "True", "TRUE", "false", "yes", "no", "on", "off", "y", "n", "~", "null", "Null",
-            "NULL", "0", "-0", "+1", "42", "-17", "0755", "-0755", "007", "0x1F", "0o17", "0b101",
-            "1_000", "1__0", "_1", "1_", "1.5", "1.10", "-2.5e3", ".5", "1.", "1e5", "inf", "nan",
-            "Infinity", "9223372036854775807", "abc", "1.2.3", "v1.29", "10.0.0.0/16", "30m",
+            "true",
+            "True",
+            "TRUE",
+            "false",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "0",
+            "-0",
+            "+1",
+            "42",
+            "-17",
+            "0755",
+            "-0755",
+            "007",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "1_000",
+            "1__0",
+            "_1",
+            "1_",
+            "1.5",
+            "1.10",
+            "-2.5e3",
+            ".5",
+            "1.",
+            "1e5",
+            "inf",
+            "nan",
+            "Infinity",
+            "9223372036854775807",
+            "abc",
+            "1.2.3",
+            "v1.29",
+            "10.0.0.0/16",
+            "30m",
         ];
         let options = serde_saphyr::options! {
             strict_booleans: true,

@@ -1,0 +1,258 @@
+//! The orchestrator's configuration: `orchestrator.yaml` and the values
+//! files under `environments/`.
+//!
+//! Loading runs in three steps, each reporting every problem it finds:
+//! parse the YAML ([`crate::yaml`]), read it into the typed document
+//! ([`model::ConfigFile`], the source of the JSON Schema), then check what
+//! spans several keys ([`validate`]). The result is a [`Config`] with
+//! defaults applied and the dependency graph built: once you hold one, it is
+//! valid.
+
+mod diagnostic;
+mod load;
+pub mod model;
+mod names;
+pub mod schema;
+mod validate;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+pub use diagnostic::{Diagnostic, Report, did_you_mean};
+pub use model::{Commands, Runner, Template};
+pub use names::{CloudName, ComponentName, EnvName, NameError};
+
+use crate::graph::Graph;
+use model::ConfigFile;
+
+/// How long one attempt may run when neither component nor defaults say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Extra attempts after a transient error when neither component nor defaults say.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// The runner when neither component nor defaults say.
+pub const DEFAULT_RUNNER: Runner = Runner::Tofu;
+
+/// A loaded, valid configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, as it was named.
+    pub file: PathBuf,
+    /// The directory holding it: component paths are relative to it.
+    pub root: PathBuf,
+    /// How many components may run at once.
+    pub max_parallel: u32,
+    /// Components in name order: `components[i]` is node `i` of `graph`.
+    pub components: Vec<Component>,
+    /// The dependency graph.
+    pub graph: Graph,
+    /// Environments, in the order written.
+    pub environments: IndexMap<EnvName, Environment>,
+    /// Dotted-path patterns of the values promotion copies.
+    pub promotion_keys: Vec<String>,
+    /// Where state is kept.
+    pub state: StateSettings,
+}
+
+/// One component with every default applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    /// Its name.
+    pub name: ComponentName,
+    /// What it is, in one line.
+    pub description: Option<String>,
+    /// Its directory, relative to the repository root.
+    pub path: Template,
+    /// The tool that deploys it.
+    pub runner: Runner,
+    /// What it depends on directly, in name order.
+    pub depends_on: Vec<ComponentName>,
+    /// Commands for the shell runner.
+    pub commands: Commands,
+    /// How long one attempt may run.
+    pub timeout: Duration,
+    /// Extra attempts after a transient error.
+    pub retries: u32,
+    /// Environment variables: the defaults' overlaid with its own.
+    pub env: IndexMap<String, String>,
+    /// Checks to run after apply, kept as written.
+    pub verify: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// Its name.
+    pub name: EnvName,
+    /// The clouds it spans, in the order written.
+    pub clouds: Vec<CloudName>,
+    /// Where its versions are promoted from.
+    pub promote_from: Option<EnvName>,
+    /// Whether deploys need an approval.
+    pub protected: bool,
+}
+
+/// Where state files are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSettings {
+    /// The branch holding them.
+    pub branch: StateBranch,
+    /// Their directory, relative to the repository root.
+    pub dir: PathBuf,
+}
+
+/// Which branch state is committed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBranch {
+    /// A branch of its own (created on first use).
+    Dedicated(String),
+    /// Whatever branch is checked out.
+    Current,
+}
+
+impl Config {
+    /// The component called `name`.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.graph.index_of(name).map(|i| &self.components[i])
+    }
+
+    /// The environment called `name`.
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.get(name)
+    }
+}
+
+/// Loads and validates `orchestrator.yaml`. On failure the report holds
+/// every problem found, with the sources to show them in.
+pub fn load(file: &Path) -> Result<Config, Report> {
+    let mut report = Report::default();
+    let text = read_text(file, &mut report)?;
+    let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let tree = crate::yaml::parse(&text);
+    report.add_source(file, text);
+    let tree = tree.map_err(|e| {
+        report.push(Diagnostic::new(
+            file,
+            e.pos,
+            "",
+            format!("invalid YAML: {}", e.message),
+        ));
+        report.clone()
+    })?;
+    let document = load::read(file, &tree, &mut report);
+    drop(tree);
+    let graph = document
+        .as_ref()
+        .and_then(|doc| validate::check(file, &root, doc, &mut report));
+    match (document, graph) {
+        (Some(doc), Some(graph)) if report.is_empty() => Ok(resolve(file, root, doc, graph)),
+        _ => {
+            report.sort();
+            Err(report)
+        }
+    }
+}
+
+/// Reads a configuration file, refusing one too large to be a config before
+/// reading it into memory.
+pub(crate) fn read_text(file: &Path, report: &mut Report) -> Result<String, Report> {
+    let fail = |report: &mut Report, message: String, hint: &str| {
+        report.push(Diagnostic::new(file, Default::default(), "", message).hint(hint));
+        report.clone()
+    };
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if size > crate::yaml::MAX_INPUT_BYTES as u64 {
+        let message = format!(
+            "the file is {size} bytes, over the limit of {} bytes",
+            crate::yaml::MAX_INPUT_BYTES
+        );
+        return Err(fail(
+            report,
+            message,
+            "configuration files this large are refused to keep parsing bounded",
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "run from the repository root, or pass --config PATH"
+        } else {
+            "the file must be readable UTF-8 text"
+        };
+        fail(report, format!("cannot read the file: {e}"), hint)
+    })
+}
+
+fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config {
+    let ConfigFile {
+        defaults,
+        max_parallel,
+        components,
+        environments,
+        promotion,
+        state,
+        ..
+    } = doc;
+    let mut specs = components;
+    specs.sort_unstable_keys();
+    let components = specs
+        .into_iter()
+        .map(|(name, spec)| {
+            let mut env = defaults.env.clone();
+            env.extend(spec.env);
+            let mut depends_on: Vec<ComponentName> =
+                spec.depends_on.into_iter().map(|d| d.value).collect();
+            depends_on.sort();
+            depends_on.dedup();
+            Component {
+                name,
+                description: spec.description,
+                path: spec.path.value,
+                runner: spec
+                    .runner
+                    .map(|r| r.value)
+                    .or(defaults.runner)
+                    .unwrap_or(DEFAULT_RUNNER),
+                depends_on,
+                commands: spec.commands.map(|c| c.value).unwrap_or_default(),
+                timeout: spec
+                    .timeout
+                    .or(defaults.timeout)
+                    .map_or(DEFAULT_TIMEOUT, |t| t.0),
+                retries: spec.retries.or(defaults.retries).unwrap_or(DEFAULT_RETRIES),
+                env,
+                verify: spec.verify,
+            }
+        })
+        .collect();
+    let environments = environments
+        .into_iter()
+        .map(|(name, spec)| {
+            let env = Environment {
+                name: name.clone(),
+                clouds: spec.clouds.into_iter().map(|c| c.value).collect(),
+                promote_from: spec.promote_from.map(|p| p.value),
+                protected: spec.protected,
+            };
+            (name, env)
+        })
+        .collect();
+    let branch = match state.branch.value.as_str() {
+        "" | "current" => StateBranch::Current,
+        other => StateBranch::Dedicated(other.to_string()),
+    };
+    Config {
+        file: file.to_path_buf(),
+        root,
+        max_parallel,
+        components,
+        graph,
+        environments,
+        promotion_keys: promotion.keys.into_iter().map(|k| k.value).collect(),
+        state: StateSettings {
+            branch,
+            dir: PathBuf::from(state.dir.value),
+        },
+    }
+}

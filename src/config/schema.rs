@@ -1,0 +1,67 @@
+//! The JSON Schema of `orchestrator.yaml`, generated from the same types the
+//! loader fills, for editors (yaml-language-server) and other tools.
+
+use super::model::ConfigFile;
+
+/// Where the committed copy of the schema lives, relative to the repository root.
+pub const SCHEMA_PATH: &str = "schema/orchestrator.schema.json";
+
+/// The schema as pretty-printed JSON, ending with a newline.
+pub fn json() -> String {
+    let schema = schemars::schema_for!(ConfigFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{
+        Commands, ComponentSpec, Defaults, EnvironmentSpec, PromotionSpec, StateSpec,
+    };
+    use super::*;
+
+    fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
+        let node = match def {
+            None => schema,
+            Some(name) => &schema["$defs"][name],
+        };
+        node["properties"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The loader's key lists and the schema come from different code; they
+    /// must name the same keys.
+    #[test]
+    fn schema_properties_match_the_keys_the_loader_accepts() {
+        let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        let cases: [(Option<&str>, &[&str]); 7] = [
+            (None, ConfigFile::KEYS),
+            (Some("Defaults"), Defaults::KEYS),
+            (Some("ComponentSpec"), ComponentSpec::KEYS),
+            (Some("Commands"), Commands::KEYS),
+            (Some("EnvironmentSpec"), EnvironmentSpec::KEYS),
+            (Some("PromotionSpec"), PromotionSpec::KEYS),
+            (Some("StateSpec"), StateSpec::KEYS),
+        ];
+        for (def, keys) in cases {
+            let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let mut actual = properties(&schema, def);
+            expected.sort();
+            actual.sort();
+            assert_eq!(actual, expected, "{def:?}");
+        }
+    }
+
+    #[test]
+    fn committed_schema_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCHEMA_PATH);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == json(),
+            "{SCHEMA_PATH} is stale: regenerate it with `cargo run -- schema > {SCHEMA_PATH}`"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The values handed to each component per environment:
+//! `environments/<env>/<component>.yaml`.
+//!
+//! A missing file means the component takes no values. A file must hold a
+//! mapping; a file or directory that matches no component or environment is
+//! an error, because a misspelt file name would otherwise be silently
+//! ignored and a deploy would run without its values.
+
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, Report, did_you_mean};
+use super::{ComponentName, Config, EnvName, read_text};
+use crate::yaml::{self, Pos, Value};
+
+/// The directory, under the repository root, holding one folder per environment.
+pub const VALUES_DIR: &str = "environments";
+
+/// The values file of a component in an environment (which may not exist).
+pub fn path(config: &Config, env: &EnvName, component: &ComponentName) -> PathBuf {
+    config
+        .root
+        .join(VALUES_DIR)
+        .join(env.as_str())
+        .join(format!("{component}.yaml"))
+}
+
+/// Reads a component's values for an environment as a JSON object; `{}` when
+/// there is no file.
+pub fn load(
+    config: &Config,
+    env: &EnvName,
+    component: &ComponentName,
+) -> Result<serde_json::Value, Report> {
+    let file = path(config, env, component);
+    if !file.exists() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    let mut report = Report::default();
+    let value = read_mapping(&file, &mut report);
+    match value {
+        Some(v) if report.is_empty() => Ok(v),
+        _ => Err(report),
+    }
+}
+
+/// Checks every values file of the given environments, and that nothing
+/// under `environments/` is misnamed. With `all_envs`, folders for
+/// undeclared environments are reported too.
+pub fn check(config: &Config, envs: &[&EnvName], all_envs: bool) -> Report {
+    let mut report = Report::default();
+    let base = config.root.join(VALUES_DIR);
+    if all_envs {
+        for entry in sorted_entries(&base) {
+            let name = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if entry.is_dir() && config.environment(&name).is_none() {
+                let hint = did_you_mean(&name, config.environments.keys().map(EnvName::as_str))
+                    .unwrap_or_else(|| {
+                        "declare it under `environments:` in the config, or remove the folder"
+                            .into()
+                    });
+                report.push(
+                    Diagnostic::new(
+                        &entry,
+                        Pos::default(),
+                        format!("environments.{name}"),
+                        format!(
+                            "folder `{name}` matches no environment in {}",
+                            config.file.display()
+                        ),
+                    )
+                    .hint(hint),
+                );
+            }
+        }
+    }
+    for env in envs {
+        for file in sorted_entries(&base.join(env.as_str())) {
+            let file_name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let (stem, ext) = file_name.rsplit_once('.').unwrap_or((&file_name, ""));
+            if !matches!(ext, "yaml" | "yml") || file.is_dir() {
+                continue;
+            }
+            let key = format!("environments.{env}.{stem}");
+            if ext == "yml" {
+                report.push(
+                    Diagnostic::new(
+                        &file,
+                        Pos::default(),
+                        key,
+                        format!("`{file_name}` is not read: values files end in `.yaml`"),
+                    )
+                    .hint(format!("rename it to `{stem}.yaml`")),
+                );
+                continue;
+            }
+            if config.component(stem).is_none() {
+                let hint = did_you_mean(stem, config.components.iter().map(|c| c.name.as_str()))
+                    .unwrap_or_else(|| "values files are named after a component: environments/<env>/<component>.yaml".into());
+                report.push(
+                    Diagnostic::new(
+                        &file,
+                        Pos::default(),
+                        key,
+                        format!("`{file_name}` matches no component"),
+                    )
+                    .hint(hint),
+                );
+                continue;
+            }
+            read_mapping(&file, &mut report);
+        }
+    }
+    report.sort();
+    report
+}
+
+fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+/// Parses a values file, which must be a mapping (or empty), into JSON.
+fn read_mapping(file: &Path, report: &mut Report) -> Option<serde_json::Value> {
+    let text = match read_text(file, report) {
+        Ok(text) => text,
+        Err(_) => return None,
+    };
+    let parsed = yaml::parse(&text);
+    report.add_source(file, text);
+    let node = match parsed {
+        Ok(node) => node,
+        Err(e) => {
+            report.push(Diagnostic::new(
+                file,
+                e.pos,
+                "",
+                format!("invalid YAML: {}", e.message),
+            ));
+            return None;
+        }
+    };
+    match node.value {
+        Value::Map(_) => Some(node.to_json()),
+        Value::Null => Some(serde_json::Value::Object(Default::default())),
+        ref other => {
+            report.push(
+                Diagnostic::new(
+                    file,
+                    node.pos,
+                    "",
+                    format!(
+                        "a values file must be a mapping of keys, found {}",
+                        other.kind()
+                    ),
+                )
+                .hint("components receive their values as a JSON object"),
+            );
+            None
+        }
+    }
+}
