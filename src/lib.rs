@@ -1,4 +1,13 @@
 //! orchestrator-action: deploys a repository's infrastructure components in
 //! dependency order and keeps the record in git.
+//!
+//! The core is pure: [`config`] model, [`graph`] and [`plan`] take values and
+//! return values. Input and output live at the edges: [`yaml`] parsing, the
+//! [`cli`], and the renderers in [`report`].
 
+pub mod cli;
+pub mod config;
+pub mod graph;
+pub mod plan;
+pub mod report;
 pub mod yaml;

@@ -1,0 +1,282 @@
+//! The commands on a valid configuration, through the real binary.
+
+mod common;
+
+use common::{Repo, stderr, stdout};
+use serde_json::json;
+
+fn ok(repo: &Repo, args: &[&str]) -> String {
+    let out = repo.run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?} failed:\n{}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn validate_summarises_a_valid_config() {
+    let repo = Repo::valid();
+    let text = ok(&repo, &["validate"]);
+    assert_eq!(
+        text,
+        "orchestrator.yaml is valid: 4 components in 3 waves, 3 environments (4 environment/cloud targets)\n"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
+    assert_eq!(
+        doc,
+        json!({"valid": true, "errors": [], "components": 4, "environments": ["dev", "staging", "prod"]})
+    );
+}
+
+#[test]
+fn graph_renders_text_mermaid_and_dot() {
+    let repo = Repo::valid();
+    insta::assert_snapshot!("graph_text", ok(&repo, &["graph"]));
+    insta::assert_snapshot!(
+        "graph_mermaid",
+        ok(&repo, &["graph", "--format", "mermaid"])
+    );
+    insta::assert_snapshot!("graph_dot", ok(&repo, &["graph", "--format", "dot"]));
+}
+
+#[test]
+fn graph_json_lists_components_in_deployment_order_with_both_directions() {
+    let repo = Repo::valid();
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["graph", "--format", "json"])).unwrap();
+    let names: Vec<&str> = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["network", "clusters", "dns", "addons"]);
+    assert_eq!(
+        doc["components"][0]["dependents"],
+        json!(["clusters", "dns"])
+    );
+    assert_eq!(doc["components"][1]["path"], "stacks/{cloud}/clusters");
+    assert_eq!(doc["components"][3]["runner"], "helm");
+    assert_eq!(
+        doc["waves"],
+        json!([["network"], ["clusters", "dns"], ["addons"]])
+    );
+}
+
+#[test]
+fn plan_json_is_one_document_in_the_documented_shape() {
+    let repo = Repo::valid();
+    let out = repo.run(&["plan", "--env", "prod", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).is_empty(),
+        "nothing else on stderr: {}",
+        stderr(&out)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        doc,
+        json!({
+            "environment": "prod",
+            "cloud": "aws",
+            "components": [
+                {"name": "network", "action": "create", "depends_on": [], "wave": 0},
+                {"name": "clusters", "action": "create", "depends_on": ["network"], "wave": 1},
+                {"name": "dns", "action": "create", "depends_on": ["network"], "wave": 1},
+                {"name": "addons", "action": "create", "depends_on": ["clusters"], "wave": 2}
+            ],
+            "waves": [["network"], ["clusters", "dns"], ["addons"]]
+        })
+    );
+}
+
+#[test]
+fn plan_text_shows_every_cloud_of_the_environment() {
+    let repo = Repo::valid();
+    insta::assert_snapshot!("plan_dev_text", ok(&repo, &["plan", "--env", "dev"]));
+}
+
+#[test]
+fn plan_without_cloud_on_a_multi_cloud_environment_prints_one_plan_per_cloud() {
+    let repo = Repo::valid();
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["plan", "--env", "dev", "--format", "json"])).unwrap();
+    let clouds: Vec<&str> = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["cloud"].as_str().unwrap())
+        .collect();
+    assert_eq!(clouds, ["aws", "azure"]);
+    let one: serde_json::Value = serde_json::from_str(&ok(
+        &repo,
+        &[
+            "plan", "--env", "dev", "--cloud", "azure", "--format", "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(one, doc[1]);
+}
+
+fn planned(repo: &Repo, args: &[&str]) -> Vec<(String, String, u64)> {
+    let mut full = vec!["plan", "--env", "prod", "--format", "json"];
+    full.extend_from_slice(args);
+    let doc: serde_json::Value = serde_json::from_str(&ok(repo, &full)).unwrap();
+    doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+                c["wave"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn names(plan: &[(String, String, u64)]) -> Vec<&str> {
+    plan.iter().map(|(n, _, _)| n.as_str()).collect()
+}
+
+#[test]
+fn components_select_a_subset_whose_waves_start_at_zero() {
+    let repo = Repo::valid();
+    let plan = planned(&repo, &["--components", "clusters,addons"]);
+    assert_eq!(
+        plan,
+        [
+            ("clusters".into(), "create".into(), 0),
+            ("addons".into(), "create".into(), 1)
+        ]
+    );
+    let text = ok(&repo, &["plan", "--env", "prod", "--components", "addons"]);
+    assert!(
+        text.contains(
+            "Not in this run, and needed by it:\n  clusters (needed by addons)\nAdd --with-deps"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn with_deps_adds_everything_the_selection_depends_on() {
+    let repo = Repo::valid();
+    assert_eq!(
+        names(&planned(&repo, &["--components", "addons", "--with-deps"])),
+        ["network", "clusters", "addons"]
+    );
+}
+
+#[test]
+fn with_dependents_adds_everything_that_depends_on_the_selection() {
+    let repo = Repo::valid();
+    assert_eq!(
+        names(&planned(
+            &repo,
+            &["--components", "clusters", "--with-dependents"]
+        )),
+        ["clusters", "addons"]
+    );
+    assert_eq!(
+        names(&planned(
+            &repo,
+            &["--components", "network", "--with-dependents"]
+        )),
+        ["network", "clusters", "dns", "addons"]
+    );
+    assert_eq!(
+        names(&planned(
+            &repo,
+            &[
+                "--components",
+                "clusters",
+                "--components",
+                "dns",
+                "--with-deps",
+                "--with-dependents"
+            ]
+        )),
+        ["network", "clusters", "dns", "addons"]
+    );
+}
+
+#[test]
+fn destroy_plans_in_reverse_dependency_order() {
+    let repo = Repo::valid();
+    let plan = planned(&repo, &["--destroy"]);
+    assert_eq!(names(&plan), ["addons", "dns", "clusters", "network"]);
+    assert!(plan.iter().all(|(_, action, _)| action == "destroy"));
+    let waves: Vec<u64> = plan.iter().map(|(_, _, w)| *w).collect();
+    assert_eq!(waves, [0, 0, 1, 2]);
+}
+
+#[test]
+fn the_same_config_written_in_another_order_gives_byte_identical_output() {
+    let a = Repo::valid();
+    let b = Repo::valid();
+    // Components in reverse order, dependencies listed differently, flow style.
+    b.write(
+        "orchestrator.yaml",
+        "\
+version: 1
+environments:
+  dev: {clouds: [aws, azure]}
+  staging: {clouds: [aws], promote_from: dev}
+  prod: {clouds: [aws], promote_from: staging, protected: true}
+components:
+  addons: {runner: helm, path: stacks/addons, depends_on: [clusters]}
+  clusters: {path: 'stacks/{cloud}/clusters', depends_on: [network], commands: {apply: ./apply.sh}}
+  dns: {depends_on: [network], path: stacks/dns, commands: {apply: ./apply.sh}}
+  network: {path: stacks/network, commands: {apply: ./apply.sh}}
+defaults: {timeout: 5m, runner: shell}
+",
+    );
+    for args in [
+        &["plan", "--env", "dev", "--format", "json"][..],
+        &["plan", "--env", "dev"],
+        &["plan", "--env", "prod", "--destroy", "--format", "json"],
+        &["graph", "--format", "mermaid"],
+        &["graph", "--format", "dot"],
+        &["graph", "--format", "json"],
+        &["graph"],
+    ] {
+        assert_eq!(ok(&a, args), ok(&b, args), "{args:?}");
+    }
+}
+
+#[test]
+fn config_flag_points_at_a_config_elsewhere_with_paths_relative_to_it() {
+    let repo = Repo::valid();
+    let elsewhere = Repo::new();
+    let out = elsewhere.run(&[
+        "--config",
+        repo.path().join("orchestrator.yaml").to_str().unwrap(),
+        "validate",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn schema_prints_the_committed_schema() {
+    let repo = Repo::new();
+    let committed =
+        std::fs::read_to_string(common::project_root().join("schema/orchestrator.schema.json"))
+            .unwrap();
+    assert_eq!(ok(&repo, &["schema"]), committed);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let repo = Repo::valid();
+    let out = repo.run(&["plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--env"), "{}", stderr(&out));
+    let out = repo.run(&["graph", "--format", "png"]);
+    assert_eq!(out.status.code(), Some(2));
+}
