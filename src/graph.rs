@@ -9,6 +9,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use indexmap::IndexSet;
+
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -49,48 +51,44 @@ pub type Selection = Vec<bool>;
 /// An acyclic dependency graph.
 #[derive(Debug, Clone)]
 pub struct Graph {
-    names: Vec<ComponentName>,
-    index: HashMap<ComponentName, usize>,
+    /// Names in name order; a name's position is its node index.
+    names: IndexSet<ComponentName, foldhash::fast::RandomState>,
     dag: DiGraph<(), ()>,
 }
 
 impl Graph {
     /// Builds the graph from each component's direct dependencies. Fails with
     /// every unknown dependency and every cycle found.
-    pub fn build<'a, I>(components: I) -> Result<Graph, GraphError>
+    pub fn build<'a, I, D>(components: I) -> Result<Graph, GraphError>
     where
-        I: IntoIterator<Item = (&'a ComponentName, &'a [ComponentName])>,
+        I: IntoIterator<Item = (&'a ComponentName, D)>,
+        D: IntoIterator<Item = &'a ComponentName>,
     {
-        let mut entries: Vec<_> = components.into_iter().collect();
+        let mut entries: Vec<(&ComponentName, D)> = components.into_iter().collect();
         entries.sort_by(|a, b| a.0.cmp(b.0));
         entries.dedup_by(|a, b| a.0 == b.0);
-        let names: Vec<ComponentName> = entries.iter().map(|(n, _)| (*n).clone()).collect();
-        let index: HashMap<ComponentName, usize> = names
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, n)| (n, i))
-            .collect();
-        let edge_count = entries.iter().map(|(_, d)| d.len()).sum();
-        let mut dag = DiGraph::with_capacity(names.len(), edge_count);
-        for _ in &names {
+        let mut names = IndexSet::with_capacity_and_hasher(entries.len(), Default::default());
+        names.extend(entries.iter().map(|(n, _)| (*n).clone()));
+        let mut dag = DiGraph::with_capacity(names.len(), names.len() * 3);
+        for _ in 0..names.len() {
             dag.add_node(());
         }
         let mut error = GraphError::default();
-        for (i, (name, deps)) in entries.iter().enumerate() {
-            let mut seen: Vec<usize> = Vec::with_capacity(deps.len());
-            for dep in *deps {
-                match index.get(dep) {
-                    Some(&d) if !seen.contains(&d) => {
+        let mut seen: Vec<usize> = Vec::new();
+        for (i, (name, deps)) in entries.into_iter().enumerate() {
+            seen.clear();
+            for dep in deps {
+                match names.get_index_of(dep) {
+                    Some(d) if !seen.contains(&d) => {
                         seen.push(d);
                         dag.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
                     }
                     Some(_) => {}
-                    None => error.unknown.push(((*name).clone(), dep.clone())),
+                    None => error.unknown.push((name.clone(), dep.clone())),
                 }
             }
         }
-        let graph = Graph { names, index, dag };
+        let graph = Graph { names, dag };
         error.cycles = graph.cycles();
         if error.unknown.is_empty() && error.cycles.is_empty() {
             Ok(graph)
@@ -116,12 +114,7 @@ impl Graph {
 
     /// The node of a component, if it exists.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
-    }
-
-    /// All component names, in name order.
-    pub fn names(&self) -> &[ComponentName] {
-        &self.names
+        self.names.get_index_of(name)
     }
 
     /// Direct neighbours of `i` in the given direction, in name order.
@@ -291,7 +284,7 @@ mod tests {
             .iter()
             .map(|(c, d)| (n(c), d.iter().map(|x| n(x)).collect()))
             .collect();
-        Graph::build(owned.iter().map(|(c, d)| (c, d.as_slice())))
+        Graph::build(owned.iter().map(|(c, d)| (c, d.iter())))
     }
 
     fn names(g: &Graph, ids: &[usize]) -> Vec<String> {

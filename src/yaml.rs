@@ -16,6 +16,7 @@
 //! node count and alias expansion, because these files come from pull
 //! requests.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -54,18 +55,19 @@ impl Pos {
     }
 }
 
-/// A YAML node with the position it was written at.
+/// A YAML node with the position it was written at. Strings borrow from
+/// the source text where they can, so a large document costs few allocations.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     /// The value.
-    pub value: Value,
+    pub value: Value<'a>,
     /// Where the node starts in the source.
     pub pos: Pos,
 }
 
 /// The value of a [`Node`]. Mappings keep the order of their keys.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// `~`, `null` or nothing.
     Null,
     /// `true` / `false` (YAML 1.2 spellings only).
@@ -75,23 +77,23 @@ pub enum Value {
     /// A floating point number.
     Float(f64),
     /// A string.
-    Str(String),
+    Str(Cow<'a, str>),
     /// A sequence.
-    Seq(Vec<Node>),
+    Seq(Vec<Node<'a>>),
     /// A mapping, in source order. Keys are scalars rendered as strings.
-    Map(Vec<(Key, Node)>),
+    Map(Vec<(Key<'a>, Node<'a>)>),
 }
 
 /// A mapping key with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
+pub struct Key<'a> {
     /// The key as written (numbers and booleans as their text).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Where the key is written.
     pub pos: Pos,
 }
 
-impl Value {
+impl Value<'_> {
     /// A short noun for error messages: "a string", "a mapping".
     pub fn kind(&self) -> &'static str {
         match self {
@@ -106,7 +108,7 @@ impl Value {
     }
 }
 
-impl Node {
+impl Node<'_> {
     /// Converts the node to JSON, keeping key order. Non-finite floats become null.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
@@ -115,12 +117,12 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-            Value::Str(s) => J::String(s.clone()),
+            Value::Str(s) => J::String(s.to_string()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => J::Object(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .map(|(k, v)| (k.name.to_string(), v.to_json()))
                     .collect(),
             ),
         }
@@ -177,7 +179,7 @@ impl From<ScanError> for ParseError {
 /// Parses one YAML document into a [`Node`] tree.
 ///
 /// An empty document (or one holding only comments) is `Value::Null`.
-pub fn parse(text: &str) -> Result<Node, ParseError> {
+pub fn parse(text: &str) -> Result<Node<'_>, ParseError> {
     if text.len() > MAX_INPUT_BYTES {
         return Err(ParseError::at(
             Pos::default(),
@@ -204,37 +206,41 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     }))
 }
 
-enum Frame {
+enum Frame<'a> {
     Seq {
         pos: Pos,
         anchor: usize,
-        items: Vec<Node>,
+        items: Vec<Node<'a>>,
     },
-    Map(MapFrame),
+    Map(MapFrame<'a>),
 }
 
-struct MapFrame {
+/// Below this many keys a mapping finds duplicates by scanning; above it, by
+/// an index. Nearly every mapping is small; a few (the component list) are huge.
+const SCAN_LIMIT: usize = 16;
+
+struct MapFrame<'a> {
     pos: Pos,
     anchor: usize,
-    entries: Vec<(Key, Node)>,
-    first_seen: HashMap<String, Pos>,
-    pending_key: Option<(Key, bool)>,
-    merged: Vec<(Key, Node)>,
+    entries: Vec<(Key<'a>, Node<'a>)>,
+    index: Option<foldhash::HashMap<Cow<'a, str>, Pos>>,
+    pending_key: Option<(Key<'a>, bool)>,
+    merged: Vec<(Key<'a>, Node<'a>)>,
 }
 
 #[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
+struct Builder<'a> {
+    stack: Vec<Frame<'a>>,
     /// Anchored nodes with their size, so an alias is charged before it is copied.
-    anchors: HashMap<usize, (Node, usize)>,
-    root: Option<Node>,
+    anchors: HashMap<usize, (Node<'a>, usize)>,
+    root: Option<Node<'a>>,
     nodes: usize,
     documents: usize,
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     /// Takes one event; returns true when the document is complete.
-    fn feed(&mut self, event: Event<'_>, span: &Span) -> Result<bool, ParseError> {
+    fn feed(&mut self, event: Event<'a>, span: &Span) -> Result<bool, ParseError> {
         let pos = Pos::of(span);
         match event {
             Event::StreamStart => {}
@@ -250,8 +256,8 @@ impl Builder {
             Event::DocumentEnd => {}
             Event::StreamEnd => return Ok(true),
             Event::Scalar(text, style, anchor, tag) => {
-                let value = resolve_scalar(&text, style, tag.as_deref(), pos)?;
                 let plain_merge = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
+                let value = resolve_scalar(text, style, tag.as_deref(), pos)?;
                 let node = Node { value, pos };
                 self.remember(anchor, &node);
                 self.place(node, plain_merge)?;
@@ -283,7 +289,7 @@ impl Builder {
                     pos,
                     anchor,
                     entries: Vec::new(),
-                    first_seen: HashMap::new(),
+                    index: None,
                     pending_key: None,
                     merged: Vec::new(),
                 }));
@@ -332,14 +338,14 @@ impl Builder {
         Ok(())
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node) {
+    fn remember(&mut self, anchor: usize, node: &Node<'a>) {
         if anchor != 0 {
             self.anchors.insert(anchor, (node.clone(), node.count()));
         }
     }
 
     /// Puts a finished node where it belongs: the root, a list item, a key or a value.
-    fn place(&mut self, node: Node, plain_merge: bool) -> Result<(), ParseError> {
+    fn place(&mut self, node: Node<'a>, plain_merge: bool) -> Result<(), ParseError> {
         if matches!(
             node.value,
             Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Null
@@ -359,9 +365,30 @@ impl Builder {
     }
 }
 
-impl MapFrame {
-    fn insert(&mut self, key: Key, value: Node) -> Result<(), ParseError> {
-        if let Some(first) = self.first_seen.get(&key.name) {
+impl<'a> MapFrame<'a> {
+    fn position_of(&self, name: &str) -> Option<Pos> {
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self
+                .entries
+                .iter()
+                .find(|(k, _)| k.name == name)
+                .map(|(k, _)| k.pos),
+        }
+    }
+
+    fn push(&mut self, key: Key<'a>, value: Node<'a>) {
+        if let Some(index) = &mut self.index {
+            index.insert(key.name.clone(), key.pos);
+        } else if self.entries.len() == SCAN_LIMIT {
+            let seen = self.entries.iter().map(|(k, _)| (k.name.clone(), k.pos));
+            self.index = Some(seen.chain([(key.name.clone(), key.pos)]).collect());
+        }
+        self.entries.push((key, value));
+    }
+
+    fn insert(&mut self, key: Key<'a>, value: Node<'a>) -> Result<(), ParseError> {
+        if let Some(first) = self.position_of(&key.name) {
             return Err(ParseError::at(
                 key.pos,
                 format!(
@@ -370,14 +397,13 @@ impl MapFrame {
                 ),
             ));
         }
-        self.first_seen.insert(key.name.clone(), key.pos);
-        self.entries.push((key, value));
+        self.push(key, value);
         Ok(())
     }
 
     /// `<<: *base` or `<<: [*a, *b]`: earlier sources win over later ones,
     /// and keys written in the mapping itself win over all of them.
-    fn merge(&mut self, value: Node, key: &Key) -> Result<(), ParseError> {
+    fn merge(&mut self, value: Node<'a>, key: &Key<'a>) -> Result<(), ParseError> {
         let sources = match value.value {
             Value::Map(entries) => vec![entries],
             Value::Seq(items) => items
@@ -410,11 +436,10 @@ impl MapFrame {
         Ok(())
     }
 
-    fn finish(mut self) -> Node {
+    fn finish(mut self) -> Node<'a> {
         for (k, v) in std::mem::take(&mut self.merged) {
-            if !self.first_seen.contains_key(&k.name) {
-                self.first_seen.insert(k.name.clone(), k.pos);
-                self.entries.push((k, v));
+            if self.position_of(&k.name).is_none() {
+                self.push(k, v);
             }
         }
         Node {
@@ -424,12 +449,12 @@ impl MapFrame {
     }
 }
 
-fn key_of(node: Node) -> Result<Key, ParseError> {
+fn key_of(node: Node<'_>) -> Result<Key<'_>, ParseError> {
     let name = match node.value {
         Value::Str(s) => s,
-        Value::Int(i) => i.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Float(f) => f.to_string(),
+        Value::Int(i) => Cow::Owned(i.to_string()),
+        Value::Bool(b) => Cow::Owned(b.to_string()),
+        Value::Float(f) => Cow::Owned(f.to_string()),
         other => {
             return Err(ParseError::at(
                 node.pos,
@@ -456,29 +481,29 @@ fn reject_collection_tag(tag: Option<&Tag>, expected: &str, pos: Pos) -> Result<
 
 /// Resolves a scalar to a typed value: YAML 1.2 core schema, strict booleans,
 /// leading-zero numbers kept as strings.
-fn resolve_scalar(
-    text: &str,
+fn resolve_scalar<'a>(
+    text: Cow<'a, str>,
     style: ScalarStyle,
     tag: Option<&Tag>,
     pos: Pos,
-) -> Result<Value, ParseError> {
+) -> Result<Value<'a>, ParseError> {
     if let Some(tag) = tag {
         let invalid = |ty: &str| ParseError::at(pos, format!("`{text}` is not a valid {ty}"));
         return match tag.core_suffix() {
-            Some("str") => Ok(Value::Str(text.to_string())),
+            Some("str") => Ok(Value::Str(text)),
             Some("null") => Ok(Value::Null),
-            Some("bool") => parse_bool(text)
+            Some("bool") => parse_bool(&text)
                 .map(Value::Bool)
                 .ok_or_else(|| invalid("boolean")),
-            Some("int") => parse_int(text)
+            Some("int") => parse_int(&text)
                 .map(Value::Int)
                 .ok_or_else(|| invalid("integer")),
-            Some("float") => parse_float(text)
-                .or_else(|| parse_int(text).map(|i| i as f64))
+            Some("float") => parse_float(&text)
+                .or_else(|| parse_int(&text).map(|i| i as f64))
                 .map(Value::Float)
                 .ok_or_else(|| invalid("number")),
             // The non-specific tag `!` means "a string" on a scalar.
-            _ if tag.original() == "!" => Ok(Value::Str(text.to_string())),
+            _ if tag.original() == "!" => Ok(Value::Str(text)),
             _ => Err(ParseError::at(
                 pos,
                 format!("unsupported YAML tag `{}`", tag.original()),
@@ -486,24 +511,29 @@ fn resolve_scalar(
         };
     }
     if style != ScalarStyle::Plain {
-        return Ok(Value::Str(text.to_string()));
+        return Ok(Value::Str(text));
     }
-    if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
+    if matches!(&*text, "" | "~" | "null" | "Null" | "NULL") {
         return Ok(Value::Null);
     }
-    if let Some(b) = parse_bool(text) {
+    if let Some(b) = parse_bool(&text) {
         return Ok(Value::Bool(b));
     }
-    if leading_zero_decimal(text) {
-        return Ok(Value::Str(text.to_string()));
+    // Only digits, signs and `.` can start a number (`.5`, `.inf`): anything
+    // else, like most names and paths, is a string without trying to parse it.
+    if !matches!(text.as_bytes()[0], b'0'..=b'9' | b'+' | b'-' | b'.') {
+        return Ok(Value::Str(text));
     }
-    if let Some(i) = parse_int(text) {
+    if leading_zero_decimal(&text) {
+        return Ok(Value::Str(text));
+    }
+    if let Some(i) = parse_int(&text) {
         return Ok(Value::Int(i));
     }
-    if let Some(f) = parse_float(text) {
+    if let Some(f) = parse_float(&text) {
         return Ok(Value::Float(f));
     }
-    Ok(Value::Str(text.to_string()))
+    Ok(Value::Str(text))
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -577,7 +607,7 @@ fn parse_float(text: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn map(node: &Node) -> &[(Key, Node)] {
+    fn map<'n>(node: &'n Node<'_>) -> &'n [(Key<'n>, Node<'n>)] {
         match &node.value {
             Value::Map(m) => m,
             other => panic!("expected a mapping, got {other:?}"),

@@ -5,6 +5,7 @@
 //! A field that cannot be read is reported and replaced by its default, so
 //! one mistake does not hide the others or cascade into false ones.
 
+use std::fmt;
 use std::path::Path;
 
 use indexmap::IndexMap;
@@ -29,17 +30,14 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
         Value::Null => {
             w.error(
                 root.pos,
-                "",
+                At::top(""),
                 "the file is empty; it needs at least `version`, `components` and `environments`",
             );
             return None;
         }
         other => {
-            w.error(
-                root.pos,
-                "",
-                format!("the file must be a mapping of keys, found {}", other.kind()),
-            );
+            let message = format!("the file must be a mapping of keys, found {}", other.kind());
+            w.error(root.pos, At::top(""), message);
             return None;
         }
     };
@@ -56,13 +54,14 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
             Value::Int(SUPPORTED_VERSION) => SUPPORTED_VERSION as u32,
             Value::Int(v) => {
                 w.push(
-                    Diagnostic::new(file, node.pos, "version", format!("version {v} is not supported"))
-                        .hint(format!("this orchestrator reads version {SUPPORTED_VERSION}; upgrade it to read newer files")),
+                    Diagnostic::new(file, node.pos, "version", format!("version {v} is not supported")).hint(
+                        format!("this orchestrator reads version {SUPPORTED_VERSION}; upgrade it to read newer files"),
+                    ),
                 );
                 0
             }
             _ => {
-                w.expected(node, "version", "the integer 1");
+                w.expected(node, At::top("version"), "the integer 1");
                 0
             }
         },
@@ -73,12 +72,16 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
         .unwrap_or_default();
     let max_parallel = top
         .get("max_parallel")
-        .and_then(|(_, n)| w.int(n, "max_parallel", 1))
+        .and_then(|(_, n)| w.int(n, At::top("max_parallel"), 1))
         .unwrap_or(DEFAULT_MAX_PARALLEL);
     let components = match top.get("components") {
         Some((_, n)) => w.components(n),
         None => {
-            w.error(root.pos, "components", "missing required key `components`");
+            w.error(
+                root.pos,
+                At::top("components"),
+                "missing required key `components`",
+            );
             IndexMap::new()
         }
     };
@@ -87,7 +90,7 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
         None => {
             w.error(
                 root.pos,
-                "environments",
+                At::top("environments"),
                 "missing required key `environments`",
             );
             IndexMap::new()
@@ -112,22 +115,40 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
     })
 }
 
-/// The recognised keys of one mapping, by name.
-struct Fields<'n> {
-    entries: Vec<(&'n Key, &'n Node)>,
+/// A key's dotted path in two parts (`components.dns` + `path`), joined only
+/// when a problem is reported: most keys are fine, and formatting every path
+/// up front would cost more than reading the values.
+#[derive(Debug, Clone, Copy)]
+struct At<'a>(&'a str, &'a str);
+
+impl At<'_> {
+    fn top(key: &str) -> At<'_> {
+        At("", key)
+    }
 }
 
-impl<'n> Fields<'n> {
-    fn get(&self, name: &str) -> Option<(&'n Key, &'n Node)> {
-        self.entries.iter().find(|(k, _)| k.name == name).copied()
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0.is_empty(), self.1.is_empty()) {
+            (true, _) => f.write_str(self.1),
+            (false, true) => f.write_str(self.0),
+            (false, false) => write!(f, "{}.{}", self.0, self.1),
+        }
     }
 }
 
 fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
+    At(parent, key).to_string()
+}
+
+/// The recognised keys of one mapping, by name.
+struct Fields<'n> {
+    entries: Vec<(&'n Key<'n>, &'n Node<'n>)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<(&'n Key<'n>, &'n Node<'n>)> {
+        self.entries.iter().find(|(k, _)| k.name == name).copied()
     }
 }
 
@@ -141,149 +162,135 @@ impl Walker<'_> {
         self.report.push(d);
     }
 
-    fn error(&mut self, pos: Pos, key: &str, message: impl Into<String>) {
-        let d = Diagnostic::new(self.file, pos, key, message);
+    fn error(&mut self, pos: Pos, at: At<'_>, message: impl Into<String>) {
+        let d = Diagnostic::new(self.file, pos, at.to_string(), message);
         self.push(d);
     }
 
-    fn expected(&mut self, node: &Node, key: &str, what: &str) {
-        let found = node.value.kind();
+    fn expected(&mut self, node: &Node, at: At<'_>, what: &str) {
         let hint = match &node.value {
             Value::Int(_) | Value::Float(_) | Value::Bool(_) if what.contains("string") => {
                 Some("quote the value to make it a string".to_string())
             }
             _ => None,
         };
-        let d = Diagnostic::new(
-            self.file,
-            node.pos,
-            key,
-            format!("expected {what}, found {found}"),
-        )
-        .maybe_hint(hint);
-        self.push(d);
+        let message = format!("expected {what}, found {}", node.value.kind());
+        self.push(Diagnostic::new(self.file, node.pos, at.to_string(), message).maybe_hint(hint));
     }
 
     /// The entries of a mapping whose keys are in `allowed`; others are reported.
     fn fields<'n>(
         &mut self,
-        entries: &'n [(Key, Node)],
+        entries: &'n [(Key<'n>, Node<'n>)],
         path: &str,
         allowed: &[&str],
     ) -> Fields<'n> {
         let mut known = Vec::with_capacity(entries.len());
         for (key, node) in entries {
-            if allowed.contains(&key.name.as_str()) {
+            if allowed.contains(&key.name.as_ref()) {
                 known.push((key, node));
-            } else {
-                let where_ = if path.is_empty() {
-                    "at the top level".to_string()
-                } else {
-                    format!("in `{path}`")
-                };
-                let hint = did_you_mean(&key.name, allowed.iter().copied())
-                    .unwrap_or_else(|| format!("valid keys here: {}", allowed.join(", ")));
-                self.push(
-                    Diagnostic::new(
-                        self.file,
-                        key.pos,
-                        join(path, &key.name),
-                        format!("unknown key `{}` {where_}", key.name),
-                    )
-                    .hint(hint),
-                );
+                continue;
             }
+            let where_ = if path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in `{path}`")
+            };
+            let hint = did_you_mean(&key.name, allowed.iter().copied())
+                .unwrap_or_else(|| format!("valid keys here: {}", allowed.join(", ")));
+            let message = format!("unknown key `{}` {where_}", key.name);
+            self.push(
+                Diagnostic::new(self.file, key.pos, join(path, &key.name), message).hint(hint),
+            );
         }
         Fields { entries: known }
     }
 
-    fn mapping<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    fn mapping<'n>(
+        &mut self,
+        node: &'n Node<'n>,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
         match &node.value {
             Value::Map(entries) => Some(self.fields(entries, path, allowed)),
             Value::Null => Some(Fields {
                 entries: Vec::new(),
             }),
             _ => {
-                self.expected(node, path, "a mapping");
+                self.expected(node, At::top(path), "a mapping");
                 None
             }
         }
     }
 
-    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+    fn string(&mut self, node: &Node, at: At<'_>) -> Option<String> {
         match &node.value {
-            Value::Str(s) => Some(s.clone()),
+            Value::Str(s) => Some(s.to_string()),
             _ => {
-                self.expected(node, path, "a string");
+                self.expected(node, at, "a string");
                 None
             }
         }
     }
 
     /// A scalar as text: environment variable values may be written as numbers or booleans.
-    fn scalar_text(&mut self, node: &Node, path: &str) -> Option<String> {
+    fn scalar_text(&mut self, node: &Node, at: At<'_>) -> Option<String> {
         match &node.value {
-            Value::Str(s) => Some(s.clone()),
+            Value::Str(s) => Some(s.to_string()),
             Value::Int(i) => Some(i.to_string()),
             Value::Float(f) => Some(f.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             _ => {
-                self.expected(node, path, "a string, number or boolean");
+                self.expected(node, at, "a string, number or boolean");
                 None
             }
         }
     }
 
-    fn int(&mut self, node: &Node, path: &str, min: i64) -> Option<u32> {
+    fn int(&mut self, node: &Node, at: At<'_>, min: i64) -> Option<u32> {
         match node.value {
             Value::Int(i) if i >= min && i <= i64::from(u32::MAX) => Some(i as u32),
             Value::Int(i) => {
                 self.error(
                     node.pos,
-                    path,
+                    at,
                     format!("{i} is out of range: the smallest value is {min}"),
                 );
                 None
             }
             _ => {
-                self.expected(node, path, "an integer");
+                self.expected(node, at, "an integer");
                 None
             }
         }
     }
 
-    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+    fn boolean(&mut self, node: &Node, at: At<'_>) -> Option<bool> {
         match &node.value {
             Value::Bool(b) => Some(*b),
-            Value::Str(s) if matches!(s.as_str(), "yes" | "no" | "on" | "off" | "y" | "n") => {
-                let d = Diagnostic::new(
-                    self.file,
-                    node.pos,
-                    path,
-                    format!("expected true or false, found the string `{s}`"),
-                )
-                .hint("YAML 1.2 reads only true and false as booleans");
-                self.push(d);
+            Value::Str(s) if matches!(s.as_ref(), "yes" | "no" | "on" | "off" | "y" | "n") => {
+                let message = format!("expected true or false, found the string `{s}`");
+                self.push(
+                    Diagnostic::new(self.file, node.pos, at.to_string(), message)
+                        .hint("YAML 1.2 reads only true and false as booleans"),
+                );
                 None
             }
             _ => {
-                self.expected(node, path, "true or false");
+                self.expected(node, at, "true or false");
                 None
             }
         }
     }
 
-    fn list<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+    fn list<'n>(&mut self, node: &'n Node<'n>, at: At<'_>) -> Option<&'n [Node<'n>]> {
         match &node.value {
             Value::Seq(items) => Some(items),
             Value::Null => Some(&[]),
             _ => {
-                let d = Diagnostic::new(
-                    self.file,
-                    node.pos,
-                    path,
-                    format!("expected a list, found {}", node.value.kind()),
-                );
+                let message = format!("expected a list, found {}", node.value.kind());
+                let d = Diagnostic::new(self.file, node.pos, at.to_string(), message);
                 let d = if matches!(node.value, Value::Str(_)) {
                     d.hint("write a list: `[a, b]`")
                 } else {
@@ -299,14 +306,16 @@ impl Walker<'_> {
         &mut self,
         text: &str,
         pos: Pos,
-        path: &str,
+        at: At<'_>,
         parse: fn(&str) -> Result<T, NameError>,
     ) -> Option<T> {
         match parse(text) {
             Ok(name) => Some(name),
             Err(e) => {
                 let hint = e.suggestion.map(|s| format!("did you mean `{s}`?"));
-                self.push(Diagnostic::new(self.file, pos, path, e.message).maybe_hint(hint));
+                self.push(
+                    Diagnostic::new(self.file, pos, at.to_string(), e.message).maybe_hint(hint),
+                );
                 None
             }
         }
@@ -315,75 +324,76 @@ impl Walker<'_> {
     fn names<T>(
         &mut self,
         node: &Node,
-        path: &str,
+        at: At<'_>,
         parse: fn(&str) -> Result<T, NameError>,
     ) -> Vec<Located<T>> {
-        let Some(items) = self.list(node, path) else {
+        let Some(items) = self.list(node, at) else {
             return Vec::new();
         };
         items
             .iter()
-            .filter_map(|item| {
-                let text = self.string(item, path)?;
-                self.name(&text, item.pos, path, parse)
-                    .map(|n| Located::new(n, item.pos))
+            .filter_map(|item| match &item.value {
+                Value::Str(text) => self
+                    .name(text, item.pos, at, parse)
+                    .map(|n| Located::new(n, item.pos)),
+                _ => {
+                    self.expected(item, at, "a string");
+                    None
+                }
             })
             .collect()
     }
 
-    fn runner(&mut self, node: &Node, path: &str) -> Option<Runner> {
-        let text = self.string(node, path)?;
+    fn runner(&mut self, node: &Node, at: At<'_>) -> Option<Runner> {
+        let text = self.string(node, at)?;
         let found = Runner::ALL.into_iter().find(|r| r.as_str() == text);
         if found.is_none() {
             let names = Runner::ALL.map(Runner::as_str);
             let hint = did_you_mean(&text, names)
                 .unwrap_or_else(|| format!("runners: {}", names.join(", ")));
-            self.push(
-                Diagnostic::new(
-                    self.file,
-                    node.pos,
-                    path,
-                    format!("unknown runner `{text}`"),
-                )
-                .hint(hint),
-            );
+            let message = format!("unknown runner `{text}`");
+            self.push(Diagnostic::new(self.file, node.pos, at.to_string(), message).hint(hint));
         }
         found
     }
 
-    fn timeout(&mut self, node: &Node, path: &str) -> Option<Timeout> {
+    fn timeout(&mut self, node: &Node, at: At<'_>) -> Option<Timeout> {
         let text = match &node.value {
             Value::Int(i) => i.to_string(),
-            _ => self.string(node, path)?,
+            _ => self.string(node, at)?,
         };
         Timeout::parse(&text)
-            .map_err(|e| self.error(node.pos, path, e))
+            .map_err(|e| self.error(node.pos, at, e))
             .ok()
     }
 
-    fn template(&mut self, node: &Node, path: &str) -> Option<Template> {
-        let text = self.string(node, path)?;
+    fn template(&mut self, node: &Node, at: At<'_>) -> Option<Template> {
+        let Value::Str(text) = &node.value else {
+            self.expected(node, at, "a string");
+            return None;
+        };
         if text.trim().is_empty() {
-            self.error(node.pos, path, "must not be empty");
+            self.error(node.pos, at, "must not be empty");
             return None;
         }
-        Template::parse(&text)
-            .map_err(|e| self.error(node.pos, path, e))
+        Template::parse(text)
+            .map_err(|e| self.error(node.pos, at, e))
             .ok()
     }
 
-    fn env_vars(&mut self, node: &Node, path: &str) -> IndexMap<String, String> {
-        let fields = match &node.value {
+    fn env_vars(&mut self, node: &Node, at: At<'_>) -> IndexMap<String, String> {
+        let entries = match &node.value {
             Value::Map(entries) => entries.as_slice(),
             Value::Null => &[],
             _ => {
-                self.expected(node, path, "a mapping of variable names to values");
+                self.expected(node, at, "a mapping of variable names to values");
                 return IndexMap::new();
             }
         };
+        let parent = at.to_string();
         let mut vars = IndexMap::new();
-        for (key, value) in fields {
-            let key_path = join(path, &key.name);
+        for (key, value) in entries {
+            let var = At(&parent, &key.name);
             let valid = key
                 .name
                 .chars()
@@ -396,24 +406,27 @@ impl Walker<'_> {
             if !valid {
                 self.error(
                     key.pos,
-                    &key_path,
+                    var,
                     format!("`{}` is not a valid environment variable name", key.name),
                 );
                 continue;
             }
             if key.name.starts_with("ORCHESTRATOR_") {
-                let d = Diagnostic::new(
-                    self.file,
-                    key.pos,
-                    &key_path,
-                    format!("`{}` is reserved", key.name),
-                )
-                .hint("variables starting with ORCHESTRATOR_ are set by the orchestrator itself");
-                self.push(d);
+                self.push(
+                    Diagnostic::new(
+                        self.file,
+                        key.pos,
+                        var.to_string(),
+                        format!("`{}` is reserved", key.name),
+                    )
+                    .hint(
+                        "variables starting with ORCHESTRATOR_ are set by the orchestrator itself",
+                    ),
+                );
                 continue;
             }
-            if let Some(text) = self.scalar_text(value, &key_path) {
-                vars.insert(key.name.clone(), text);
+            if let Some(text) = self.scalar_text(value, var) {
+                vars.insert(key.name.to_string(), text);
             }
         }
         vars
@@ -423,47 +436,57 @@ impl Walker<'_> {
         let Some(f) = self.mapping(node, "defaults", Defaults::KEYS) else {
             return Defaults::default();
         };
+        let at = |key| At("defaults", key);
         Defaults {
             runner: f
                 .get("runner")
-                .and_then(|(_, n)| self.runner(n, "defaults.runner")),
+                .and_then(|(_, n)| self.runner(n, at("runner"))),
             timeout: f
                 .get("timeout")
-                .and_then(|(_, n)| self.timeout(n, "defaults.timeout")),
+                .and_then(|(_, n)| self.timeout(n, at("timeout"))),
             retries: f
                 .get("retries")
-                .and_then(|(_, n)| self.int(n, "defaults.retries", 0)),
+                .and_then(|(_, n)| self.int(n, at("retries"), 0)),
             env: f
                 .get("env")
-                .map(|(_, n)| self.env_vars(n, "defaults.env"))
+                .map(|(_, n)| self.env_vars(n, at("env")))
                 .unwrap_or_default(),
         }
     }
 
     /// The entries of a required, non-empty mapping from names to things.
-    fn named_entries<'n>(&mut self, node: &'n Node, key: &str, things: &str) -> &'n [(Key, Node)] {
+    fn named_entries<'n>(
+        &mut self,
+        node: &'n Node<'n>,
+        key: &str,
+        things: &str,
+    ) -> &'n [(Key<'n>, Node<'n>)] {
         match &node.value {
             Value::Map(entries) if !entries.is_empty() => entries,
             Value::Map(_) | Value::Null => {
-                self.error(node.pos, key, format!("no {key} are defined"));
+                self.error(node.pos, At::top(key), format!("no {key} are defined"));
                 &[]
             }
             _ => {
-                self.expected(node, key, &format!("a mapping of names to {things}"));
+                self.expected(
+                    node,
+                    At::top(key),
+                    &format!("a mapping of names to {things}"),
+                );
                 &[]
             }
         }
     }
 
     fn components(&mut self, node: &Node) -> IndexMap<ComponentName, ComponentSpec> {
-        let mut out = IndexMap::new();
         let entries = self.named_entries(node, "components", "components");
+        let mut out = IndexMap::with_capacity(entries.len());
         for (key, value) in entries {
-            let path = join("components", &key.name);
-            let Some(name) = self.name(&key.name, key.pos, &path, ComponentName::parse) else {
+            let at = At("components", &key.name);
+            let Some(name) = self.name(&key.name, key.pos, at, ComponentName::parse) else {
                 continue;
             };
-            let spec = self.component(key.pos, value, &path);
+            let spec = self.component(key.pos, value, &at.to_string());
             out.insert(name, spec);
         }
         out
@@ -485,43 +508,44 @@ impl Walker<'_> {
         let Some(f) = self.mapping(node, path, ComponentSpec::KEYS) else {
             return spec;
         };
-        let key = |k: &str| join(path, k);
+        let at = |key| At(path, key);
         match f.get("path") {
             Some((_, n)) => {
-                if let Some(t) = self.template(n, &key("path")) {
+                if let Some(t) = self.template(n, at("path")) {
                     spec.path = Located::new(t, n.pos);
                 }
             }
-            None => self.push(
-                Diagnostic::new(
-                    self.file,
-                    pos,
-                    key("path"),
-                    format!(
-                        "component `{}` has no `path`",
-                        path.trim_start_matches("components.")
+            None => {
+                let name = path.trim_start_matches("components.");
+                self.push(
+                    Diagnostic::new(
+                        self.file,
+                        pos,
+                        join(path, "path"),
+                        format!("component `{name}` has no `path`"),
+                    )
+                    .hint(
+                        "set `path:` to the component's directory, relative to the repository root",
                     ),
-                )
-                .hint("set `path:` to the component's directory, relative to the repository root"),
-            ),
+                );
+            }
         }
         spec.description = f
             .get("description")
-            .and_then(|(_, n)| self.string(n, &key("description")));
-        spec.runner = f.get("runner").and_then(|(_, n)| {
-            self.runner(n, &key("runner"))
-                .map(|r| Located::new(r, n.pos))
-        });
+            .and_then(|(_, n)| self.string(n, at("description")));
+        spec.runner = f
+            .get("runner")
+            .and_then(|(_, n)| self.runner(n, at("runner")).map(|r| Located::new(r, n.pos)));
         spec.depends_on = f
             .get("depends_on")
-            .map(|(_, n)| self.names(n, &key("depends_on"), ComponentName::parse))
+            .map(|(_, n)| self.names(n, at("depends_on"), ComponentName::parse))
             .unwrap_or_default();
         spec.commands = f.get("commands").and_then(|(_, n)| {
-            let cpath = key("commands");
-            let c = self.mapping(n, &cpath, Commands::KEYS)?;
-            let mut cmd = |action: &str| {
+            let commands = join(path, "commands");
+            let c = self.mapping(n, &commands, Commands::KEYS)?;
+            let mut cmd = |action| {
                 c.get(action)
-                    .and_then(|(_, n)| self.template(n, &join(&cpath, action)))
+                    .and_then(|(_, n)| self.template(n, At(&commands, action)))
             };
             Some(Located::new(
                 Commands {
@@ -534,24 +558,24 @@ impl Walker<'_> {
         });
         spec.timeout = f
             .get("timeout")
-            .and_then(|(_, n)| self.timeout(n, &key("timeout")));
+            .and_then(|(_, n)| self.timeout(n, at("timeout")));
         spec.retries = f
             .get("retries")
-            .and_then(|(_, n)| self.int(n, &key("retries"), 0));
+            .and_then(|(_, n)| self.int(n, at("retries"), 0));
         spec.env = f
             .get("env")
-            .map(|(_, n)| self.env_vars(n, &key("env")))
+            .map(|(_, n)| self.env_vars(n, at("env")))
             .unwrap_or_default();
         spec.verify = f
             .get("verify")
-            .and_then(|(_, n)| self.list(n, &key("verify")))
+            .and_then(|(_, n)| self.list(n, at("verify")))
             .map(|items| {
                 items
                     .iter()
                     .filter_map(|item| match item.to_json() {
                         serde_json::Value::Object(m) => Some(m),
                         _ => {
-                            self.expected(item, &key("verify"), "a mapping describing a check");
+                            self.expected(item, at("verify"), "a mapping describing a check");
                             None
                         }
                     })
@@ -562,11 +586,11 @@ impl Walker<'_> {
     }
 
     fn environments(&mut self, node: &Node) -> IndexMap<EnvName, EnvironmentSpec> {
-        let mut out = IndexMap::new();
         let entries = self.named_entries(node, "environments", "environments");
+        let mut out = IndexMap::with_capacity(entries.len());
         for (key, value) in entries {
             let path = join("environments", &key.name);
-            let Some(name) = self.name(&key.name, key.pos, &path, EnvName::parse) else {
+            let Some(name) = self.name(&key.name, key.pos, At::top(&path), EnvName::parse) else {
                 continue;
             };
             let mut spec = EnvironmentSpec {
@@ -576,11 +600,12 @@ impl Walker<'_> {
                 pos: key.pos,
             };
             if let Some(f) = self.mapping(value, &path, EnvironmentSpec::KEYS) {
+                let at = |key| At(&path, key);
                 match f.get("clouds") {
                     Some((_, n)) => {
-                        spec.clouds = self.names(n, &join(&path, "clouds"), CloudName::parse);
+                        spec.clouds = self.names(n, at("clouds"), CloudName::parse);
                         if matches!(&n.value, Value::Seq(items) if items.is_empty()) {
-                            self.error(n.pos, &join(&path, "clouds"), "list at least one cloud");
+                            self.error(n.pos, at("clouds"), "list at least one cloud");
                         }
                     }
                     None => self.push(
@@ -594,14 +619,13 @@ impl Walker<'_> {
                     ),
                 }
                 spec.promote_from = f.get("promote_from").and_then(|(_, n)| {
-                    let p = join(&path, "promote_from");
-                    let text = self.string(n, &p)?;
-                    self.name(&text, n.pos, &p, EnvName::parse)
+                    let text = self.string(n, at("promote_from"))?;
+                    self.name(&text, n.pos, at("promote_from"), EnvName::parse)
                         .map(|e| Located::new(e, n.pos))
                 });
                 spec.protected = f
                     .get("protected")
-                    .and_then(|(_, n)| self.boolean(n, &join(&path, "protected")))
+                    .and_then(|(_, n)| self.boolean(n, at("protected")))
                     .unwrap_or(false);
             }
             out.insert(name, spec);
@@ -613,20 +637,17 @@ impl Walker<'_> {
         let Some(f) = self.mapping(node, "promotion", PromotionSpec::KEYS) else {
             return PromotionSpec::default();
         };
+        let at = At("promotion", "keys");
         let keys = f
             .get("keys")
-            .and_then(|(_, n)| self.list(n, "promotion.keys"))
+            .and_then(|(_, n)| self.list(n, at))
             .map(|items| {
                 items
                     .iter()
                     .filter_map(|item| {
-                        let text = self.string(item, "promotion.keys")?;
+                        let text = self.string(item, at)?;
                         if text.trim().is_empty() || text.contains(char::is_whitespace) {
-                            self.error(
-                                item.pos,
-                                "promotion.keys",
-                                format!("`{text}` is not a key pattern"),
-                            );
+                            self.error(item.pos, at, format!("`{text}` is not a key pattern"));
                             return None;
                         }
                         Some(Located::new(text, item.pos))
@@ -643,12 +664,12 @@ impl Walker<'_> {
             return spec;
         };
         if let Some((_, n)) = f.get("branch") {
-            if let Some(text) = self.string(n, "state.branch") {
+            if let Some(text) = self.string(n, At("state", "branch")) {
                 spec.branch = Located::new(text, n.pos);
             }
         }
         if let Some((_, n)) = f.get("dir") {
-            if let Some(text) = self.string(n, "state.dir") {
+            if let Some(text) = self.string(n, At("state", "dir")) {
                 spec.dir = Located::new(text, n.pos);
             }
         }

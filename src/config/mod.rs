@@ -130,29 +130,35 @@ pub fn load(file: &Path) -> Result<Config, Report> {
     let mut report = Report::default();
     let text = read_text(file, &mut report)?;
     let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let tree = crate::yaml::parse(&text);
-    report.add_source(file, text);
-    let tree = tree.map_err(|e| {
-        report.push(Diagnostic::new(
-            file,
-            e.pos,
-            "",
-            format!("invalid YAML: {}", e.message),
-        ));
-        report.clone()
-    })?;
-    let document = load::read(file, &tree, &mut report);
-    drop(tree);
+    let document =
+        parse_yaml(file, &text, &mut report).and_then(|tree| load::read(file, &tree, &mut report));
     let graph = document
         .as_ref()
         .and_then(|doc| validate::check(file, &root, doc, &mut report));
-    match (document, graph) {
-        (Some(doc), Some(graph)) if report.is_empty() => Ok(resolve(file, root, doc, graph)),
-        _ => {
-            report.sort();
-            Err(report)
-        }
+    if let (Some(doc), Some(graph), true) = (document, graph, report.is_empty()) {
+        return Ok(resolve(file, root, doc, graph));
     }
+    report.add_source(file, text);
+    report.sort();
+    Err(report)
+}
+
+/// Parses a file's text as YAML, reporting a syntax error as a diagnostic.
+pub(crate) fn parse_yaml<'t>(
+    file: &Path,
+    text: &'t str,
+    report: &mut Report,
+) -> Option<crate::yaml::Node<'t>> {
+    crate::yaml::parse(text)
+        .map_err(|e| {
+            report.push(Diagnostic::new(
+                file,
+                e.pos,
+                "",
+                format!("invalid YAML: {}", e.message),
+            ))
+        })
+        .ok()
 }
 
 /// Reads a configuration file, refusing one too large to be a config before

@@ -397,9 +397,7 @@ impl Template {
 
     /// True when the template uses `{env}` or `{cloud}`.
     pub fn has_placeholders(&self) -> bool {
-        PLACEHOLDERS
-            .iter()
-            .any(|p| self.0.contains(&format!("{{{p}}}")))
+        self.0.contains("{env}") || self.0.contains("{cloud}")
     }
 
     /// The text with `{env}` and `{cloud}` filled in.

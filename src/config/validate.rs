@@ -3,6 +3,7 @@
 //! settings. Every problem is reported; nothing stops at the first.
 
 use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsString;
 use std::path::{Component as PathPart, Path};
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
@@ -39,20 +40,9 @@ impl Checks<'_> {
     }
 
     fn graph(&mut self, doc: &ConfigFile) -> Option<Graph> {
-        let deps: Vec<(&ComponentName, Vec<ComponentName>)> = doc
-            .components
-            .iter()
-            .map(|(name, spec)| {
-                (
-                    name,
-                    spec.depends_on.iter().map(|d| d.value.clone()).collect(),
-                )
-            })
-            .collect();
         for (name, spec) in &doc.components {
-            let mut seen = HashSet::new();
-            for dep in &spec.depends_on {
-                if !seen.insert(&dep.value) {
+            for (i, dep) in spec.depends_on.iter().enumerate() {
+                if spec.depends_on[..i].iter().any(|d| d.value == dep.value) {
                     self.error(
                         dep.pos,
                         format!("components.{name}.depends_on"),
@@ -61,7 +51,11 @@ impl Checks<'_> {
                 }
             }
         }
-        match Graph::build(deps.iter().map(|(n, d)| (*n, d.as_slice()))) {
+        match Graph::build(
+            doc.components
+                .iter()
+                .map(|(n, spec)| (n, spec.depends_on.iter().map(|d| &d.value))),
+        ) {
             Ok(graph) => Some(graph),
             Err(GraphError { unknown, cycles }) => {
                 for (name, dep) in unknown {
@@ -121,19 +115,30 @@ impl Checks<'_> {
     }
 
     fn component_settings(&mut self, doc: &ConfigFile) {
-        let reported = |key: &str| self.report.diagnostics.iter().any(|d| d.key == key);
-        let runner_unknown: HashSet<&ComponentName> = doc
-            .components
+        // Components whose runner could not be read were reported already;
+        // guessing a runner for them would only add noise.
+        let runner_keys: HashSet<&str> = self
+            .report
+            .diagnostics
             .iter()
-            .filter(|(name, spec)| {
-                reported(&format!("components.{name}.runner"))
-                    || (spec.runner.is_none() && reported("defaults.runner"))
-            })
-            .map(|(name, _)| name)
+            .filter(|d| d.key.ends_with("runner"))
+            .map(|d| d.key.as_str())
             .collect();
+        let runner_unknown: HashSet<&ComponentName> = if runner_keys.is_empty() {
+            HashSet::new()
+        } else {
+            doc.components
+                .iter()
+                .filter(|(name, spec)| {
+                    runner_keys.contains(format!("components.{name}.runner").as_str())
+                        || (spec.runner.is_none() && runner_keys.contains("defaults.runner"))
+                })
+                .map(|(name, _)| name)
+                .collect()
+        };
         for (name, spec) in &doc.components {
             if runner_unknown.contains(name) {
-                continue; // an unreadable runner was reported; guessing one would only add noise
+                continue;
             }
             let runner = spec
                 .runner
@@ -167,6 +172,7 @@ impl Checks<'_> {
     }
 
     fn paths(&mut self, root: &Path, doc: &ConfigFile) {
+        let mut dirs = DirCache::default();
         let targets: Vec<_> = doc
             .environments
             .iter()
@@ -177,11 +183,11 @@ impl Checks<'_> {
             if template.as_str().is_empty() {
                 continue; // already reported as missing or invalid
             }
-            let key = format!("components.{name}.path");
+            let key = || format!("components.{name}.path");
             if let Some(problem) = unsafe_relative_path(template.as_str()) {
                 self.error(
                     spec.path.pos,
-                    &key,
+                    key(),
                     format!("path `{}` {problem}", template.as_str()),
                 )
                 .hint = Some("component paths are directories inside the repository".into());
@@ -189,12 +195,14 @@ impl Checks<'_> {
             }
             let expanded: BTreeSet<String> = if template.has_placeholders() {
                 targets.iter().map(|(e, c)| template.expand(e, c)).collect()
+            } else if dirs.is_dir(root, template.as_str()) {
+                continue; // the common case, without building a set
             } else {
                 BTreeSet::from([template.as_str().to_string()])
             };
             for path in expanded {
-                let full = root.join(&path);
-                if !full.is_dir() {
+                if !dirs.is_dir(root, &path) {
+                    let full = root.join(&path);
                     let what = if full.exists() {
                         "is not a directory"
                     } else {
@@ -205,7 +213,7 @@ impl Checks<'_> {
                     } else {
                         format!("`{path}` (from `{}`)", template.as_str())
                     };
-                    self.error(spec.path.pos, &key, format!("path {shown} {what}"))
+                    self.error(spec.path.pos, key(), format!("path {shown} {what}"))
                         .hint = Some(format!("paths are relative to {}", display_root(root)));
                 }
             }
@@ -313,6 +321,52 @@ impl Checks<'_> {
     }
 }
 
+/// Answers "is this a directory?" for many paths with one listing per
+/// parent directory instead of one `stat` per path: thousands of components
+/// usually sit in a handful of directories.
+#[derive(Default)]
+struct DirCache {
+    /// Subdirectory names by parent, the parent relative to the root.
+    listings: foldhash::HashMap<String, foldhash::HashSet<OsString>>,
+}
+
+impl DirCache {
+    fn is_dir(&mut self, root: &Path, rel: &str) -> bool {
+        let plain = !rel.is_empty() && rel.split('/').all(|part| !part.is_empty() && part != ".");
+        if !plain {
+            return root.join(rel).is_dir();
+        }
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        if let Some(listing) = self.listings.get(parent) {
+            return listing.contains(std::ffi::OsStr::new(name));
+        }
+        let listing = subdirectories(&root.join(parent));
+        let found = listing.contains(std::ffi::OsStr::new(name));
+        self.listings.insert(parent.to_string(), listing);
+        found
+    }
+}
+
+/// Names of the directories in `dir`, following symbolic links.
+fn subdirectories(dir: &Path) -> foldhash::HashSet<OsString> {
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Default::default();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| match e.file_type() {
+            Ok(t) if t.is_symlink() => e.path().is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => false,
+        })
+        .map(|e| e.file_name())
+        .collect()
+}
+
 fn list<'a, T: AsRef<str> + 'a>(names: impl Iterator<Item = &'a T>) -> String {
     names.map(|n| n.as_ref()).collect::<Vec<_>>().join(", ")
 }
@@ -374,6 +428,30 @@ mod tests {
         assert!(unsafe_relative_path("../outside").is_some());
         assert!(unsafe_relative_path("a/../../b").is_some());
         assert!(unsafe_relative_path("~/x").is_some());
+    }
+
+    #[test]
+    fn directory_cache_agrees_with_stat() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("stacks/aws/net")).unwrap();
+        std::fs::write(root.join("stacks/file"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("stacks/aws"), root.join("stacks/linked")).unwrap();
+        let mut dirs = DirCache::default();
+        for (rel, expected) in [
+            ("stacks", true),
+            ("stacks/aws/net", true),
+            ("stacks/aws/net/", true),
+            ("stacks/aws/net/.", true),
+            ("stacks/linked", true),
+            ("stacks/linked/net", true),
+            ("stacks/file", false),
+            ("stacks/missing", false),
+            ("missing/x", false),
+        ] {
+            assert_eq!(dirs.is_dir(root, rel), expected, "{rel}");
+            assert_eq!(root.join(rel).is_dir(), expected, "stat disagrees on {rel}");
+        }
     }
 
     #[test]

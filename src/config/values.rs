@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
-use super::{ComponentName, Config, EnvName, read_text};
-use crate::yaml::{self, Pos, Value};
+use super::{ComponentName, Config, EnvName, parse_yaml, read_text};
+use crate::yaml::{Pos, Value};
 
 /// The directory, under the repository root, holding one folder per environment.
 pub const VALUES_DIR: &str = "environments";
@@ -136,37 +136,31 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<serde_json::Value> {
         Ok(text) => text,
         Err(_) => return None,
     };
-    let parsed = yaml::parse(&text);
-    report.add_source(file, text);
-    let node = match parsed {
-        Ok(node) => node,
-        Err(e) => {
-            report.push(Diagnostic::new(
-                file,
-                e.pos,
-                "",
-                format!("invalid YAML: {}", e.message),
-            ));
-            return None;
-        }
+    let before = report.diagnostics.len();
+    let value = match parse_yaml(file, &text, report) {
+        None => None,
+        Some(node) => match node.value {
+            Value::Map(_) => Some(node.to_json()),
+            Value::Null => Some(serde_json::Value::Object(Default::default())),
+            ref other => {
+                report.push(
+                    Diagnostic::new(
+                        file,
+                        node.pos,
+                        "",
+                        format!(
+                            "a values file must be a mapping of keys, found {}",
+                            other.kind()
+                        ),
+                    )
+                    .hint("components receive their values as a JSON object"),
+                );
+                None
+            }
+        },
     };
-    match node.value {
-        Value::Map(_) => Some(node.to_json()),
-        Value::Null => Some(serde_json::Value::Object(Default::default())),
-        ref other => {
-            report.push(
-                Diagnostic::new(
-                    file,
-                    node.pos,
-                    "",
-                    format!(
-                        "a values file must be a mapping of keys, found {}",
-                        other.kind()
-                    ),
-                )
-                .hint("components receive their values as a JSON object"),
-            );
-            None
-        }
+    if report.diagnostics.len() > before {
+        report.add_source(file, text);
     }
+    value
 }
