@@ -118,6 +118,9 @@ pub enum Failure {
         /// How to fix it.
         hint: Option<String>,
     },
+    /// The input is bad and the problems were already written to stdout as
+    /// the command's JSON document.
+    Reported,
     /// Writing the output failed (for example, a closed pipe).
     Io(std::io::Error),
 }
@@ -126,7 +129,7 @@ impl Failure {
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Failure::Config(_) | Failure::Usage { .. } => EXIT_BAD_INPUT,
+            Failure::Config(_) | Failure::Usage { .. } | Failure::Reported => EXIT_BAD_INPUT,
             Failure::Io(_) => 1,
         }
     }
@@ -139,6 +142,7 @@ impl Failure {
                 Some(h) => format!("error: {message}\n  = help: {h}\n"),
                 None => format!("error: {message}\n"),
             },
+            Failure::Reported => String::new(),
             Failure::Io(e) => format!("error: cannot write output: {e}\n"),
         }
     }
@@ -207,7 +211,7 @@ fn validate(file: &std::path::Path, format: Format, out: &mut dyn Write) -> Resu
         return if report.is_empty() {
             Ok(())
         } else {
-            Err(Failure::Config(Report::default()))
+            Err(Failure::Reported)
         };
     }
     if !report.is_empty() {

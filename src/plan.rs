@@ -4,6 +4,8 @@
 //! There is no recorded state yet, so every selected component is to be
 //! created (or, with `destroy`, destroyed).
 
+use std::collections::{BTreeMap, HashSet};
+
 use serde::Serialize;
 
 use crate::config::{CloudName, ComponentName, Config, EnvName};
@@ -73,11 +75,11 @@ impl Plan {
     /// Dependencies of planned components that are not in the run, with the
     /// components that need them, in name order.
     pub fn outside_dependencies(&self) -> Vec<(ComponentName, Vec<ComponentName>)> {
-        let mut outside: std::collections::BTreeMap<&ComponentName, Vec<ComponentName>> =
-            Default::default();
+        let planned: HashSet<&ComponentName> = self.components.iter().map(|c| &c.name).collect();
+        let mut outside: BTreeMap<&ComponentName, Vec<ComponentName>> = BTreeMap::new();
         for p in &self.components {
             for d in &p.depends_on {
-                if !self.components.iter().any(|c| &c.name == d) {
+                if !planned.contains(d) {
                     outside.entry(d).or_default().push(p.name.clone());
                 }
             }

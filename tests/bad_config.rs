@@ -573,6 +573,11 @@ fn validate_json_lists_errors_on_stdout_and_still_exits_2() {
     repo.write("orchestrator.yaml", with("runner: helm", "runner: hlm"));
     let out = repo.run(&["validate", "--format", "json"]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).is_empty(),
+        "the errors are in the document: {}",
+        stderr(&out)
+    );
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
     assert_eq!(doc["valid"], false);
     let e = &doc["errors"][0];
