@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest name accepted (a DNS label, which also keeps branch names short).
 pub const MAX_NAME_LEN: usize = 63;
@@ -102,6 +102,13 @@ macro_rules! name_type {
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $ty::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
             }
         }
 
