@@ -1,0 +1,674 @@
+//! Runs one component action as real child processes.
+//!
+//! A [`Job`] is the list of steps for one action (from [`super::presets`]),
+//! where to run them and how long they may take. [`run`] executes the steps
+//! in order, streams every output line to the caller as it arrives, and
+//! retries the whole job after a transient failure
+//! ([`super::transient`]).
+//!
+//! Each step runs in a process group of its own, so the whole tree a tool
+//! starts (tofu and its provider plugins, a script and what it forks) can be
+//! signalled at once. Stopping one, on timeout or cancellation, is graceful:
+//! SIGINT to the group, so tofu can release its state lock, then SIGKILL to
+//! the group after a grace period.
+//!
+//! Components must not leave processes running: once a step's main process
+//! exits, whatever is left in its group is killed. Otherwise a background
+//! process could hold the output pipes open and the run would never end.
+
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::presets::{self, Action, PresetError, Step, StepContext};
+use super::transient::TransientPatterns;
+use crate::config::Component;
+
+/// How long a stopped process gets between SIGINT and SIGKILL by default:
+/// enough for tofu to write its state and release its lock.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest grace period on cancellation, whatever [`Job::grace`] says.
+/// GitHub kills a cancelled job 7.5 s after its SIGINT, and the orchestrator
+/// still has to record the cancellation and persist state in that window.
+pub const MAX_CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// How many output lines of the last attempt a [`RunResult`] keeps.
+pub const TAIL_LINES: usize = 50;
+
+/// Longest line delivered whole; longer ones arrive in pieces of this size,
+/// so a process printing without newlines cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// How long to keep reading output after a step's process group was killed.
+/// Only a process that left the group can hold the pipes open that long.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// The delays between attempts: exponential from `base`, capped at `max`,
+/// each with random jitter of up to as much again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay before the first retry, before jitter.
+    pub base: Duration,
+    /// The longest delay, before jitter.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything needed to run one action of one component.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The commands, run in order; the first that fails fails the attempt.
+    pub steps: Vec<Step>,
+    /// The working directory of every step.
+    pub cwd: PathBuf,
+    /// Variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// How long one attempt (all its steps) may run.
+    pub timeout: Duration,
+    /// Extra attempts after a transient failure.
+    pub retries: u32,
+    /// The output that makes a failure transient.
+    pub transient: Arc<TransientPatterns>,
+    /// Time between SIGINT and SIGKILL when a step is stopped; on
+    /// cancellation at most [`MAX_CANCEL_GRACE`].
+    pub grace: Duration,
+    /// The delays between attempts.
+    pub backoff: Backoff,
+}
+
+impl Job {
+    /// The job performing `action` on `component` in the context's
+    /// environment and cloud, with the default grace period and backoff.
+    /// The environment holds the component's `env`, then `ORCHESTRATOR_ENV`,
+    /// `ORCHESTRATOR_CLOUD`, `ORCHESTRATOR_COMPONENT` and
+    /// `ORCHESTRATOR_CONFIG` (the values file) and, when the context names
+    /// one, `ORCHESTRATOR_OUTPUTS`, which win over the former.
+    pub fn new(
+        component: &Component,
+        action: Action,
+        ctx: &StepContext,
+        transient: Arc<TransientPatterns>,
+    ) -> Result<Job, PresetError> {
+        let steps = presets::steps(component, action, ctx)?;
+        let mut env: Vec<(String, String)> = component
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("ORCHESTRATOR_ENV".to_string(), ctx.env.to_string()),
+            ("ORCHESTRATOR_CLOUD".to_string(), ctx.cloud.to_string()),
+            (
+                "ORCHESTRATOR_COMPONENT".to_string(),
+                component.name.to_string(),
+            ),
+            (
+                "ORCHESTRATOR_CONFIG".to_string(),
+                ctx.values_file.to_string_lossy().into_owned(),
+            ),
+        ]);
+        if let Some(outputs) = &ctx.outputs_file {
+            env.push((
+                "ORCHESTRATOR_OUTPUTS".to_string(),
+                outputs.to_string_lossy().into_owned(),
+            ));
+        }
+        Ok(Job {
+            steps,
+            cwd: ctx.workdir.clone(),
+            env,
+            timeout: component.timeout,
+            retries: component.retries,
+            transient,
+            grace: DEFAULT_GRACE,
+            backoff: Backoff::default(),
+        })
+    }
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// What happens during a run, delivered as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// A step is starting.
+    Step {
+        /// The attempt it belongs to, from 1.
+        attempt: u32,
+        /// The command line, as [`Step`] displays it.
+        command: String,
+    },
+    /// One line of output, without its line ending; invalid UTF-8 replaced.
+    Line {
+        /// The stream it was written to.
+        stream: Stream,
+        /// The text.
+        text: String,
+    },
+    /// An attempt failed transiently; the next starts after `delay`.
+    Retrying {
+        /// The attempt about to start (2 for the first retry).
+        attempt: u32,
+        /// How long until it starts.
+        delay: Duration,
+        /// The transient pattern the failed attempt's output matched.
+        pattern: String,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step exited with status 0.
+    Succeeded,
+    /// A step exited unsuccessfully.
+    Failed {
+        /// Its exit code, when it exited normally.
+        code: Option<i32>,
+        /// The signal that ended it, when one did.
+        signal: Option<i32>,
+        /// The step's command line.
+        step: String,
+    },
+    /// A step could not be started (program missing, bad working directory).
+    NotStarted {
+        /// The step's command line.
+        step: String,
+        /// Why it could not start.
+        error: String,
+    },
+    /// An attempt ran longer than the job's timeout and was stopped.
+    TimedOut {
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The run was cancelled and its processes stopped.
+    Cancelled,
+}
+
+impl Outcome {
+    /// True for [`Outcome::Succeeded`].
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Succeeded)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Succeeded => f.write_str("succeeded"),
+            Outcome::Failed {
+                code: Some(code),
+                step,
+                ..
+            } => write!(f, "`{step}` exited with code {code}"),
+            Outcome::Failed {
+                signal: Some(signal),
+                step,
+                ..
+            } => write!(f, "`{step}` was killed by signal {signal}"),
+            Outcome::Failed { step, .. } => write!(f, "`{step}` failed"),
+            Outcome::NotStarted { step, error } => write!(f, "`{step}` could not start: {error}"),
+            Outcome::TimedOut { after } => {
+                write!(f, "timed out after {}", humantime::format_duration(*after))
+            }
+            Outcome::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How many attempts started (0 when cancelled before the first).
+    pub attempts: u32,
+    /// The last [`TAIL_LINES`] output lines of the last attempt, both streams
+    /// in the order they arrived.
+    pub tail: Vec<String>,
+}
+
+/// Runs `job`, delivering its output and retries to `events` as they happen.
+///
+/// A failed attempt whose output matched a transient pattern is retried, up
+/// to `job.retries` times, after a backoff delay. Timeouts, cancellation and
+/// other failures are final. When `cancel` fires, the running step is
+/// stopped (SIGINT to its process group, SIGKILL after `job.grace`, at most
+/// [`MAX_CANCEL_GRACE`]) and nothing new starts, not even a retry waiting for
+/// its delay.
+pub async fn run(
+    job: &Job,
+    cancel: &CancellationToken,
+    events: &mut (dyn FnMut(RunEvent) + Send),
+) -> RunResult {
+    let mut delays = ExponentialBuilder::new()
+        .with_min_delay(job.backoff.base)
+        .with_max_delay(job.backoff.max)
+        .without_max_times()
+        .with_jitter()
+        // Seeded per run: a fixed seed would make parallel jobs that failed
+        // together retry together, which is what jitter is meant to avoid.
+        .with_jitter_seed(RandomState::new().build_hasher().finish())
+        .build();
+    let mut attempts = 0;
+    let mut tail = Vec::new();
+    loop {
+        if cancel.is_cancelled() {
+            return RunResult {
+                outcome: Outcome::Cancelled,
+                attempts,
+                tail,
+            };
+        }
+        attempts += 1;
+        let attempt = run_attempt(job, attempts, cancel, events).await;
+        tail = attempt.tail.into();
+        let retry = match (&attempt.outcome, attempt.transient) {
+            (Outcome::Failed { .. }, Some(pattern)) if attempts <= job.retries => pattern,
+            _ => {
+                return RunResult {
+                    outcome: attempt.outcome,
+                    attempts,
+                    tail,
+                };
+            }
+        };
+        let delay = delays.next().unwrap_or(job.backoff.max);
+        events(RunEvent::Retrying {
+            attempt: attempts + 1,
+            delay,
+            pattern: retry,
+        });
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = sleep(delay) => {}
+        }
+    }
+}
+
+/// What one attempt produced.
+struct Attempt {
+    outcome: Outcome,
+    tail: VecDeque<String>,
+    /// The first transient pattern any output line matched.
+    transient: Option<String>,
+}
+
+impl Attempt {
+    fn record(&mut self, job: &Job, text: &str) {
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(text.to_string());
+        if self.transient.is_none() {
+            self.transient = job.transient.match_line(text).map(str::to_string);
+        }
+    }
+}
+
+async fn run_attempt(
+    job: &Job,
+    number: u32,
+    cancel: &CancellationToken,
+    events: &mut (dyn FnMut(RunEvent) + Send),
+) -> Attempt {
+    let deadline = Instant::now() + job.timeout;
+    let mut attempt = Attempt {
+        outcome: Outcome::Succeeded,
+        tail: VecDeque::with_capacity(TAIL_LINES),
+        transient: None,
+    };
+    for step in &job.steps {
+        if cancel.is_cancelled() {
+            attempt.outcome = Outcome::Cancelled;
+            break;
+        }
+        if Instant::now() >= deadline {
+            attempt.outcome = Outcome::TimedOut { after: job.timeout };
+            break;
+        }
+        let command = step.to_string();
+        events(RunEvent::Step {
+            attempt: number,
+            command: command.clone(),
+        });
+        attempt.outcome =
+            run_step(job, step, command, deadline, cancel, events, &mut attempt).await;
+        if !attempt.outcome.is_success() {
+            break;
+        }
+    }
+    attempt
+}
+
+/// Why a step is being stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Timeout,
+    Cancel,
+}
+
+async fn run_step(
+    job: &Job,
+    step: &Step,
+    command: String,
+    deadline: Instant,
+    cancel: &CancellationToken,
+    events: &mut (dyn FnMut(RunEvent) + Send),
+    attempt: &mut Attempt,
+) -> Outcome {
+    let mut child = match spawn(job, step) {
+        Ok(child) => child,
+        Err(error) => {
+            return Outcome::NotStarted {
+                step: command,
+                error: error.to_string(),
+            };
+        }
+    };
+    let mut group = match child.id() {
+        Some(pid) => Group::new(pid),
+        // Only a child already reaped has no id, and this one was just spawned.
+        None => {
+            return Outcome::NotStarted {
+                step: command,
+                error: "the process ended before it could be tracked".to_string(),
+            };
+        }
+    };
+    let mut stdout = child.stdout.take().map(|s| Lines::new(BufReader::new(s)));
+    let mut stderr = child.stderr.take().map(|s| Lines::new(BufReader::new(s)));
+
+    let mut status: Option<std::io::Result<ExitStatus>> = None;
+    let mut stop: Option<Stop> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        if status.is_some() && stdout.is_none() && stderr.is_none() {
+            break;
+        }
+        // Timers and the exit come first: a process flooding its output must
+        // not keep the timeout from firing.
+        tokio::select! {
+            biased;
+            () = cancel.cancelled(), if stop != Some(Stop::Cancel) && status.is_none() => {
+                // After a timeout SIGINT was already sent, and a second one
+                // makes tofu abort without releasing its state lock; only
+                // the kill may come sooner.
+                if stop.is_none() {
+                    group.signal(Signal::SIGINT);
+                }
+                stop = Some(Stop::Cancel);
+                let kill = Instant::now() + job.grace.min(MAX_CANCEL_GRACE);
+                kill_at = Some(kill_at.map_or(kill, |k| k.min(kill)));
+            }
+            () = sleep_until(deadline), if stop.is_none() && status.is_none() => {
+                stop = Some(Stop::Timeout);
+                group.signal(Signal::SIGINT);
+                kill_at = Some(Instant::now() + job.grace);
+            }
+            () = sleep_until(kill_at.unwrap_or(deadline)), if kill_at.is_some() && status.is_none() => {
+                group.signal(Signal::SIGKILL);
+                kill_at = None;
+            }
+            exited = child.wait(), if status.is_none() => {
+                status = Some(exited);
+                // Whatever the leader left behind would hold the pipes open.
+                // Its group id is still safe to signal: while members remain
+                // the kernel keeps the id reserved, and once the group is
+                // empty pids are handed out in sequence, so the id just freed
+                // is not reused within this instant.
+                group.signal(Signal::SIGKILL);
+                group.disarm();
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+            () = sleep_until(drain_until.unwrap_or(deadline)), if drain_until.is_some() => break,
+            line = next_line(&mut stdout) => deliver(job, Stream::Stdout, line, &mut stdout, events, attempt),
+            line = next_line(&mut stderr) => deliver(job, Stream::Stderr, line, &mut stderr, events, attempt),
+        }
+    }
+
+    match (stop, status) {
+        (Some(Stop::Cancel), _) => Outcome::Cancelled,
+        (Some(Stop::Timeout), _) => Outcome::TimedOut { after: job.timeout },
+        (None, Some(Ok(status))) if status.success() => Outcome::Succeeded,
+        (None, Some(Ok(status))) => {
+            use std::os::unix::process::ExitStatusExt;
+            Outcome::Failed {
+                code: status.code(),
+                signal: status.signal(),
+                step: command,
+            }
+        }
+        (None, _) => Outcome::Failed {
+            code: None,
+            signal: None,
+            step: command,
+        },
+    }
+}
+
+fn spawn(job: &Job, step: &Step) -> std::io::Result<Child> {
+    Command::new(&step.program)
+        .args(&step.args)
+        .current_dir(&job.cwd)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own: signals reach the step's whole process tree,
+        // and a Ctrl-C in the terminal reaches only the orchestrator, which
+        // then stops the steps gracefully itself.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// The next line of a stream still open; pending forever once it is closed,
+/// so `select!` simply stops polling it.
+async fn next_line<R: AsyncBufRead + Unpin>(
+    lines: &mut Option<Lines<R>>,
+) -> std::io::Result<Option<String>> {
+    match lines {
+        Some(lines) => lines.next_line().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn deliver<R>(
+    job: &Job,
+    stream: Stream,
+    line: std::io::Result<Option<String>>,
+    reader: &mut Option<R>,
+    events: &mut (dyn FnMut(RunEvent) + Send),
+    attempt: &mut Attempt,
+) {
+    match line {
+        Ok(Some(text)) => {
+            attempt.record(job, &text);
+            events(RunEvent::Line { stream, text });
+        }
+        // End of output, or a read error, which can only be the pipe going
+        // away: either way there is nothing more to read.
+        Ok(None) | Err(_) => *reader = None,
+    }
+}
+
+/// A step's process group, killed with SIGKILL if the run is dropped while
+/// its leader still runs.
+struct Group {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl Group {
+    fn new(pid: u32) -> Self {
+        Group {
+            pgid: Pid::from_raw(pid as i32),
+            armed: true,
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        // ESRCH means the group is already gone, which is the goal; nothing
+        // else can fail for a group this process created.
+        let _ = killpg(self.pgid, signal);
+    }
+
+    /// The leader was reaped and the group killed: nothing left to guard.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.armed {
+            self.signal(Signal::SIGKILL);
+        }
+    }
+}
+
+/// Splits a byte stream into lines, replacing invalid UTF-8 and cutting
+/// lines longer than [`MAX_LINE_BYTES`].
+struct Lines<R> {
+    reader: R,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncBufRead + Unpin> Lines<R> {
+    fn new(reader: R) -> Self {
+        Lines {
+            reader,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line without its ending, or `None` at the end of the stream.
+    /// Cancel-safe: bytes are moved into `buf` before they are consumed from
+    /// the reader, so a dropped call loses nothing.
+    async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return Ok(Some(line));
+            }
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let rest = std::mem::take(&mut self.buf);
+                return Ok(Some(decode(&rest)));
+            }
+            let room = MAX_LINE_BYTES - self.buf.len();
+            let take = match chunk.iter().position(|&b| b == b'\n') {
+                Some(newline) if newline < room => newline + 1,
+                _ => chunk.len().min(room),
+            };
+            self.buf.extend_from_slice(&chunk[..take]);
+            self.reader.consume(take);
+        }
+    }
+
+    fn take_line(&mut self) -> Option<String> {
+        if self.buf.last() == Some(&b'\n') {
+            let line = std::mem::take(&mut self.buf);
+            return Some(decode(&line[..line.len() - 1]));
+        }
+        if self.buf.len() >= MAX_LINE_BYTES {
+            let line = std::mem::take(&mut self.buf);
+            return Some(decode(&line));
+        }
+        None
+    }
+}
+
+fn decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn split(input: &[u8]) -> Vec<String> {
+        let mut lines = Lines::new(input);
+        let mut out = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            out.push(line);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_lose_their_endings_and_keep_a_last_line_without_one() {
+        assert_eq!(
+            split(b"one\ntwo\r\n\nlast").await,
+            ["one", "two", "", "last"]
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_replaced_not_an_error() {
+        assert_eq!(split(b"bad \xff byte\n").await, ["bad \u{fffd} byte"]);
+    }
+
+    #[tokio::test]
+    async fn overlong_lines_arrive_in_pieces() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
+        input.extend_from_slice(b"\nnext\n");
+        let lines = split(&input).await;
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines[1], "x".repeat(10));
+        assert_eq!(lines[2], "next");
+    }
+
+    #[test]
+    fn outcomes_read_as_sentences() {
+        let failed = Outcome::Failed {
+            code: Some(1),
+            signal: None,
+            step: "tofu init -input=false".to_string(),
+        };
+        assert_eq!(
+            failed.to_string(),
+            "`tofu init -input=false` exited with code 1"
+        );
+        let timed_out = Outcome::TimedOut {
+            after: Duration::from_secs(90),
+        };
+        assert_eq!(timed_out.to_string(), "timed out after 1m 30s");
+    }
+}
