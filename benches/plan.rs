@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orchestrator_action::config::{self, CloudName, EnvName};
-use orchestrator_action::plan::{self, Request};
+use orchestrator_action::plan::{self, Observed, Request};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const AVERAGE_DEPENDENCIES: usize = 3;
@@ -82,7 +82,8 @@ fn child(n: usize, dir: &Path) {
         let config = config::load(&file).unwrap_or_else(|r| panic!("{}", r.render(false)));
         let values = config::values::check(&config, &[&env], false);
         assert!(values.is_empty());
-        let plan = plan::plan(&config, &env, &cloud, &Request::default());
+        let observed = vec![Observed::default(); config.components.len()];
+        let plan = plan::plan(&config, &env, &cloud, &Request::default(), &observed);
         times.push(start.elapsed());
         assert_eq!(plan.components.len(), n);
         drop((plan, config));

@@ -7,7 +7,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod events;
+pub mod exec;
+pub mod fingerprint;
 pub mod graph;
 pub mod plan;
 pub mod report;
+pub mod state;
 pub mod yaml;

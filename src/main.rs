@@ -10,9 +10,10 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = cli::run(args, &mut out).and_then(|()| out.flush().map_err(cli::Failure::Io));
+    let result = cli::run(args, &mut out)
+        .and_then(|code| out.flush().map(|()| code).map_err(cli::Failure::Io));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(failure) => {
             let stderr = std::io::stderr();
             let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();

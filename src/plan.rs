@@ -1,10 +1,9 @@
 //! The plan: which components a run touches, with which action, in which
-//! wave. Pure: it takes the configuration and a request and returns values.
-//!
-//! There is no recorded state yet, so every selected component is to be
-//! created (or, with `destroy`, destroyed).
+//! wave. Pure: it takes the configuration, what the state records about each
+//! component with its current fingerprint, and a request, and returns
+//! values.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -15,8 +14,14 @@ use crate::graph::{Selection, Walk};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
-    /// Deploy it for the first time.
+    /// Deploy it for the first time (nothing recorded, or recorded destroyed).
     Create,
+    /// Deploy it again: its inputs changed, its last run did not succeed,
+    /// or (with `--changed`) something it depends on changed.
+    Update,
+    /// Nothing to do: it succeeded at its current fingerprint (or, for a
+    /// destroy, nothing is recorded as deployed).
+    Noop,
     /// Remove it.
     Destroy,
 }
@@ -26,7 +31,50 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
+            Action::Update => "update",
+            Action::Noop => "noop",
             Action::Destroy => "destroy",
+        }
+    }
+}
+
+/// What the state records about a component, reduced to what planning needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Recorded {
+    /// No record: never deployed by the orchestrator.
+    #[default]
+    Absent,
+    /// Recorded as destroyed.
+    Destroyed,
+    /// Its last apply succeeded, at this fingerprint.
+    Succeeded(Option<String>),
+    /// Its last run did not finish well (failed, skipped, cancelled, running).
+    Incomplete,
+}
+
+/// A component as observed before a run: its record and its fingerprint now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// What the state says.
+    pub recorded: Recorded,
+    /// The fingerprint it has now.
+    pub fingerprint: String,
+}
+
+impl Observed {
+    /// Whether it is deployed and up to date: it counts as satisfied when
+    /// something depending on it runs without it.
+    pub fn is_current(&self) -> bool {
+        matches!(&self.recorded, Recorded::Succeeded(Some(f)) if *f == self.fingerprint)
+    }
+
+    fn action(&self, destroy: bool) -> Action {
+        match (&self.recorded, destroy) {
+            (Recorded::Absent | Recorded::Destroyed, true) => Action::Noop,
+            (_, true) => Action::Destroy,
+            (Recorded::Absent | Recorded::Destroyed, false) => Action::Create,
+            _ if self.is_current() => Action::Noop,
+            _ => Action::Update,
         }
     }
 }
@@ -40,6 +88,9 @@ pub struct Request {
     pub with_deps: bool,
     /// Also include everything that depends on them, transitively.
     pub with_dependents: bool,
+    /// Only components whose fingerprint changed or whose last run did not
+    /// succeed, plus everything that depends on them.
+    pub changed: bool,
     /// Plan a destroy: reverse dependency order.
     pub destroy: bool,
 }
@@ -56,6 +107,19 @@ pub struct Plan {
     pub components: Vec<Planned>,
     /// Components grouped by wave: `waves[w]` holds those with `wave == w`.
     pub waves: Vec<Vec<ComponentName>>,
+    /// Dependencies outside the run that are not deployed at their current
+    /// fingerprint, each with the components that need it. A run refuses to
+    /// start while this is not empty.
+    pub missing: Vec<Missing>,
+}
+
+/// A dependency the run needs but does not include.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Missing {
+    /// The dependency.
+    pub name: ComponentName,
+    /// The planned components that need it.
+    pub needed_by: Vec<ComponentName>,
 }
 
 /// One component in a plan.
@@ -69,37 +133,54 @@ pub struct Planned {
     pub depends_on: Vec<ComponentName>,
     /// Its wave within this run: 0 for components with nothing to wait for.
     pub wave: usize,
+    /// Its fingerprint now (empty when planned without looking at files).
+    #[serde(skip)]
+    pub fingerprint: String,
 }
 
 impl Plan {
-    /// Dependencies of planned components that are not in the run, with the
-    /// components that need them, in name order.
-    pub fn outside_dependencies(&self) -> Vec<(ComponentName, Vec<ComponentName>)> {
-        let planned: HashSet<&ComponentName> = self.components.iter().map(|c| &c.name).collect();
+    /// Dependencies outside the run that are deployed and current, with the
+    /// components that need them: the run relies on them as they are.
+    pub fn satisfied_outside(&self) -> Vec<(ComponentName, Vec<ComponentName>)> {
         let mut outside: BTreeMap<&ComponentName, Vec<ComponentName>> = BTreeMap::new();
+        let planned: std::collections::HashSet<&ComponentName> =
+            self.components.iter().map(|c| &c.name).collect();
         for p in &self.components {
             for d in &p.depends_on {
-                if !planned.contains(d) {
+                if !planned.contains(d) && !self.missing.iter().any(|m| &m.name == d) {
                     outside.entry(d).or_default().push(p.name.clone());
                 }
             }
         }
         outside.into_iter().map(|(k, v)| (k.clone(), v)).collect()
     }
+
+    /// The components the run will act on (everything but `noop`).
+    pub fn to_run(&self) -> impl Iterator<Item = &Planned> {
+        self.components.iter().filter(|c| c.action != Action::Noop)
+    }
 }
 
 /// The components a request selects, closed over dependencies or dependents
-/// as asked.
-pub fn select(config: &Config, request: &Request) -> Selection {
+/// as asked. `observed` is indexed like the graph's nodes.
+pub fn select(config: &Config, request: &Request, observed: &[Observed]) -> Selection {
     let graph = &config.graph;
-    if request.components.is_empty() {
-        return graph.all();
-    }
-    let mut selection = vec![false; graph.len()];
-    for name in &request.components {
-        if let Some(i) = graph.index_of(name.as_str()) {
-            selection[i] = true;
+    let mut selection = if request.components.is_empty() {
+        graph.all()
+    } else {
+        let mut s = vec![false; graph.len()];
+        for name in &request.components {
+            if let Some(i) = graph.index_of(name.as_str()) {
+                s[i] = true;
+            }
         }
+        s
+    };
+    if request.changed {
+        for (i, selected) in selection.iter_mut().enumerate() {
+            *selected = *selected && observed[i].action(request.destroy) != Action::Noop;
+        }
+        graph.close(&mut selection, Walk::Dependents);
     }
     if request.with_deps {
         graph.close(&mut selection, Walk::Dependencies);
@@ -110,25 +191,67 @@ pub fn select(config: &Config, request: &Request) -> Selection {
     selection
 }
 
-/// Plans a run of `request` in `env` on `cloud`.
-pub fn plan(config: &Config, env: &EnvName, cloud: &CloudName, request: &Request) -> Plan {
+/// Plans a run of `request` in `env` on `cloud`, given what is observed of
+/// each component (indexed like the graph's nodes).
+pub fn plan(
+    config: &Config,
+    env: &EnvName,
+    cloud: &CloudName,
+    request: &Request,
+    observed: &[Observed],
+) -> Plan {
     let graph = &config.graph;
-    let selection = select(config, request);
-    let (walk, action) = if request.destroy {
-        (Walk::Dependencies, Action::Destroy)
+    let selection = select(config, request, observed);
+    let walk = if request.destroy {
+        Walk::Dependencies
     } else {
-        (Walk::Dependents, Action::Create)
+        Walk::Dependents
     };
     let (waves, level) = graph.waves(&selection, walk);
-    let components = waves
+    let components: Vec<Planned> = waves
         .iter()
         .flatten()
         .map(|&i| Planned {
             name: graph.name(i).clone(),
-            action,
+            action: match observed[i].action(request.destroy) {
+                // `--changed` selects what depends on a change so that it runs
+                // again with the changed outputs, even though its own inputs
+                // are as they were.
+                Action::Noop if request.changed && !request.destroy => Action::Update,
+                action => action,
+            },
             depends_on: config.components[i].depends_on.clone(),
             wave: level[i],
+            fingerprint: observed[i].fingerprint.clone(),
         })
+        .collect();
+    // A deploy needs what it depends on to be deployed and current; a destroy
+    // needs what depends on it to be gone already.
+    let mut missing: BTreeMap<ComponentName, Vec<ComponentName>> = BTreeMap::new();
+    for p in components.iter().filter(|p| p.action != Action::Noop) {
+        let i = graph.index_of(p.name.as_str()).unwrap_or_default();
+        let needs = if request.destroy {
+            Walk::Dependents
+        } else {
+            Walk::Dependencies
+        };
+        for n in graph.neighbours(i, needs) {
+            let ok = if request.destroy {
+                matches!(observed[n].recorded, Recorded::Absent | Recorded::Destroyed)
+            } else {
+                observed[n].is_current()
+            };
+            if !selection[n] && !ok {
+                missing
+                    .entry(graph.name(n).clone())
+                    .or_default()
+                    .push(p.name.clone());
+            }
+        }
+    }
+    let missing = missing
+        .into_iter()
+        .map(|(name, needed_by)| Missing { name, needed_by })
         .collect();
     let waves = waves
         .into_iter()
@@ -139,5 +262,56 @@ pub fn plan(config: &Config, env: &EnvName, cloud: &CloudName, request: &Request
         cloud: cloud.clone(),
         components,
         waves,
+        missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(recorded: Recorded, fingerprint: &str) -> Observed {
+        Observed {
+            recorded,
+            fingerprint: fingerprint.to_string(),
+        }
+    }
+
+    #[test]
+    fn actions_follow_the_record_and_the_fingerprint() {
+        let f = || Some("sha256:a".to_string());
+        assert_eq!(
+            observed(Recorded::Absent, "sha256:a").action(false),
+            Action::Create
+        );
+        assert_eq!(
+            observed(Recorded::Destroyed, "sha256:a").action(false),
+            Action::Create
+        );
+        assert_eq!(
+            observed(Recorded::Succeeded(f()), "sha256:a").action(false),
+            Action::Noop
+        );
+        assert_eq!(
+            observed(Recorded::Succeeded(f()), "sha256:b").action(false),
+            Action::Update
+        );
+        assert_eq!(
+            observed(Recorded::Incomplete, "sha256:a").action(false),
+            Action::Update
+        );
+        assert_eq!(observed(Recorded::Absent, "x").action(true), Action::Noop);
+        assert_eq!(
+            observed(Recorded::Destroyed, "x").action(true),
+            Action::Noop
+        );
+        assert_eq!(
+            observed(Recorded::Incomplete, "x").action(true),
+            Action::Destroy
+        );
+        assert_eq!(
+            observed(Recorded::Succeeded(f()), "x").action(true),
+            Action::Destroy
+        );
     }
 }

@@ -89,7 +89,8 @@ fn plan_json_is_one_document_in_the_documented_shape() {
                 {"name": "dns", "action": "create", "depends_on": ["network"], "wave": 1},
                 {"name": "addons", "action": "create", "depends_on": ["clusters"], "wave": 2}
             ],
-            "waves": [["network"], ["clusters", "dns"], ["addons"]]
+            "waves": [["network"], ["clusters", "dns"], ["addons"]],
+            "missing": []
         })
     );
 }
@@ -158,7 +159,7 @@ fn components_select_a_subset_whose_waves_start_at_zero() {
     let text = ok(&repo, &["plan", "--env", "prod", "--components", "addons"]);
     assert!(
         text.contains(
-            "Not in this run, and needed by it:\n  clusters (needed by addons)\nAdd --with-deps"
+            "Not in this run, and not deployed at their current version:\n  clusters (needed by addons)\nAdd --with-deps"
         ),
         "{text}"
     );
@@ -209,6 +210,29 @@ fn with_dependents_adds_everything_that_depends_on_the_selection() {
 #[test]
 fn destroy_plans_in_reverse_dependency_order() {
     let repo = Repo::valid();
+    assert!(
+        planned(&repo, &["--destroy"])
+            .iter()
+            .all(|(_, action, _)| action == "noop"),
+        "nothing is deployed yet"
+    );
+    for name in ["network", "clusters", "dns", "addons"] {
+        ok(
+            &repo,
+            &[
+                "state",
+                "set",
+                "--env",
+                "prod",
+                "--component",
+                name,
+                "--status",
+                "succeeded",
+                "--reason",
+                "test",
+            ],
+        );
+    }
     let plan = planned(&repo, &["--destroy"]);
     assert_eq!(names(&plan), ["addons", "dns", "clusters", "network"]);
     assert!(plan.iter().all(|(_, action, _)| action == "destroy"));

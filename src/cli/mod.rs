@@ -7,14 +7,17 @@
 //! (arguments, config, state file), 3 state conflict or lock held, 130
 //! cancelled.
 
+mod deploy;
+mod inspect;
+mod state;
+
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, CloudName, ComponentName, Config, EnvName, Report, did_you_mean};
-use crate::plan::{self, Plan};
-use crate::report;
+use crate::exec::scheduler::FailurePolicy;
 
 /// Deploys a repository's infrastructure components in dependency order.
 #[derive(Debug, Parser)]
@@ -53,11 +56,20 @@ pub enum Command {
     },
     /// Show what a run would do, component by component, in order.
     Plan(PlanArgs),
+    /// Deploy: run each selected component's apply, in dependency order.
+    Apply(RunArgs),
+    /// Remove: run each selected component's destroy, in reverse order.
+    Destroy(RunArgs),
+    /// Show what the state records for an environment.
+    Status(StatusArgs),
+    /// Read, check or change the state directly.
+    #[command(subcommand)]
+    State(StateCommand),
 }
 
-/// Arguments of `plan`.
+/// Which environment, clouds and components a command is about.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct Selection {
     /// The environment.
     #[arg(long, value_name = "ENV")]
     pub env: String,
@@ -73,12 +85,116 @@ pub struct PlanArgs {
     /// Also include everything that depends on the selected components.
     #[arg(long)]
     pub with_dependents: bool,
+    /// Only components whose inputs changed or whose last run did not
+    /// succeed, plus everything that depends on them.
+    #[arg(long)]
+    pub changed: bool,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// What to plan for.
+    #[command(flatten)]
+    pub select: Selection,
     /// Plan a destroy, in reverse dependency order.
     #[arg(long)]
     pub destroy: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// Arguments of `apply` and `destroy`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to run.
+    #[command(flatten)]
+    pub select: Selection,
+    /// How many components may run at once (default: `max_parallel` from the config).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// One component at a time (the same as --max-parallel 1).
+    #[arg(long, conflicts_with = "max_parallel")]
+    pub sequential: bool,
+    /// What a failure does to the rest of the run.
+    #[arg(long, value_enum, default_value_t = FailurePolicy::SkipDependents)]
+    pub on_failure: FailurePolicy,
+    /// Print the plan and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The environment.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// One cloud of the environment; default: each of its clouds.
+    #[arg(long, value_name = "CLOUD")]
+    pub cloud: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print a state file, or one component's record.
+    Get {
+        /// Where.
+        #[command(flatten)]
+        at: StatusArgs,
+        /// Only this component's record.
+        #[arg(long, value_name = "NAME")]
+        component: Option<String>,
+    },
+    /// Set one component's status by hand, with the reason recorded.
+    Set {
+        /// Where.
+        #[command(flatten)]
+        at: StatusArgs,
+        /// The component.
+        #[arg(long, value_name = "NAME")]
+        component: String,
+        /// Its new status.
+        #[arg(long, value_enum)]
+        status: SettableStatus,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Check that the state files can be read.
+    Validate {
+        /// Where.
+        #[command(flatten)]
+        at: StatusArgs,
+    },
+    /// List the components that can run next: not done at their current
+    /// inputs, with everything they depend on done.
+    Next {
+        /// Where.
+        #[command(flatten)]
+        at: StatusArgs,
+    },
+}
+
+/// Statuses an operator may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SettableStatus {
+    /// Deployed and current (records the component's current fingerprint).
+    Succeeded,
+    /// Failed: the next apply runs it again.
+    Failed,
+    /// Not deployed: the next apply creates it.
+    Destroyed,
+    /// Not run: the next apply runs it.
+    Pending,
 }
 
 /// Output format of most commands.
@@ -103,15 +219,19 @@ pub enum GraphFormat {
     Json,
 }
 
+/// Exit code: a component failed.
+pub const EXIT_FAILED: i32 = 1;
 /// Exit code: bad input (arguments, config, state file).
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code: the run was cancelled.
+pub const EXIT_CANCELLED: i32 = 130;
 
-/// Why a command failed, and so which exit code it ends with.
+/// Why a command could not do its job, and so which exit code it ends with.
 #[derive(Debug)]
 pub enum Failure {
     /// The configuration is invalid; every problem is in the report.
     Config(Report),
-    /// An argument names something that does not exist, or makes no sense.
+    /// An argument or a state file is wrong.
     Usage {
         /// What is wrong.
         message: String,
@@ -130,7 +250,7 @@ impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::Config(_) | Failure::Usage { .. } | Failure::Reported => EXIT_BAD_INPUT,
-            Failure::Io(_) => 1,
+            Failure::Io(_) => EXIT_FAILED,
         }
     }
 
@@ -154,6 +274,15 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+impl From<crate::state::StateError> for Failure {
+    fn from(e: crate::state::StateError) -> Self {
+        Failure::Usage {
+            message: e.message(),
+            hint: Some(e.hint()),
+        }
+    }
+}
+
 fn usage(message: impl Into<String>, hint: Option<String>) -> Failure {
     Failure::Usage {
         message: message.into(),
@@ -161,25 +290,20 @@ fn usage(message: impl Into<String>, hint: Option<String>) -> Failure {
     }
 }
 
-/// Runs a parsed command line, writing its output to `out`.
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
+/// Runs a parsed command line, writing its output to `out`. Returns the exit
+/// code of a command that ran to the end (0, or 1 and 130 for runs).
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32, Failure> {
     match cli.command {
         Command::Schema => out.write_all(config::schema::json().as_bytes())?,
-        Command::Validate { format } => validate(&cli.config, format, out)?,
-        Command::Graph { format } => {
-            let config = config::load(&cli.config).map_err(Failure::Config)?;
-            let doc = report::graph::document(&config);
-            let text = match format {
-                GraphFormat::Text => report::graph::text(&doc),
-                GraphFormat::Mermaid => report::graph::mermaid(&doc),
-                GraphFormat::Dot => report::graph::dot(&doc),
-                GraphFormat::Json => json(&doc),
-            };
-            out.write_all(text.as_bytes())?;
-        }
-        Command::Plan(args) => plan_command(&cli.config, &args, out)?,
+        Command::Validate { format } => inspect::validate(&cli.config, format, out)?,
+        Command::Graph { format } => inspect::graph(&cli.config, format, out)?,
+        Command::Plan(args) => inspect::plan(&cli.config, &args, out)?,
+        Command::Apply(args) => return deploy::run(&cli.config, &args, false, out),
+        Command::Destroy(args) => return deploy::run(&cli.config, &args, true, out),
+        Command::Status(args) => state::status(&cli.config, &args, out)?,
+        Command::State(command) => state::command(&cli.config, command, out)?,
     }
-    Ok(())
+    Ok(0)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -188,51 +312,8 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     text
 }
 
-fn validate(file: &std::path::Path, format: Format, out: &mut dyn Write) -> Result<(), Failure> {
-    let config = config::load(file);
-    let report = match &config {
-        Ok(c) => config::values::check(c, &c.environments.keys().collect::<Vec<_>>(), true),
-        Err(report) => report.clone(),
-    };
-    if format == Format::Json {
-        let mut doc = report.to_json();
-        if let Ok(c) = &config {
-            doc["components"] = c.components.len().into();
-            doc["environments"] = c
-                .environments
-                .keys()
-                .map(|e| e.as_str())
-                .collect::<Vec<_>>()
-                .into();
-        }
-        out.write_all(json(&doc).as_bytes())?;
-        // The document on stdout already carries the errors; the exit code
-        // still says the input is bad.
-        return if report.is_empty() {
-            Ok(())
-        } else {
-            Err(Failure::Reported)
-        };
-    }
-    if !report.is_empty() {
-        return Err(Failure::Config(report));
-    }
-    if let Ok(c) = config {
-        let targets: usize = c.environments.values().map(|e| e.clouds.len()).sum();
-        let (waves, _) = c
-            .graph
-            .waves(&c.graph.all(), crate::graph::Walk::Dependents);
-        writeln!(
-            out,
-            "{} is valid: {} components in {} waves, {} environments ({} environment/cloud targets)",
-            c.file.display(),
-            c.components.len(),
-            waves.len(),
-            c.environments.len(),
-            targets
-        )?;
-    }
-    Ok(())
+fn load(file: &Path) -> Result<Config, Failure> {
+    config::load(file).map_err(Failure::Config)
 }
 
 /// Parses a name given on the command line, or says what exists instead.
@@ -254,22 +335,22 @@ fn known<T>(
     }
 }
 
-fn plan_command(
-    file: &std::path::Path,
-    args: &PlanArgs,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    let config = config::load(file).map_err(Failure::Config)?;
+/// The environment and its clouds (all of them, or the one asked for).
+fn environment(
+    config: &Config,
+    env: &str,
+    cloud: Option<&str>,
+) -> Result<(EnvName, Vec<CloudName>), Failure> {
     let env_names: Vec<&str> = config.environments.keys().map(EnvName::as_str).collect();
     let env = known(
-        &args.env,
+        env,
         "environment",
         EnvName::parse,
         |e| config.environment(e).is_some(),
         &env_names,
     )?;
     let environment = &config.environments[&env];
-    let clouds: Vec<CloudName> = match &args.cloud {
+    let clouds = match cloud {
         None => environment.clouds.clone(),
         Some(c) => {
             let names: Vec<&str> = environment.clouds.iter().map(CloudName::as_str).collect();
@@ -283,32 +364,11 @@ fn plan_command(
             vec![cloud]
         }
     };
-    let request = plan::Request {
-        components: selected_components(&config, &args.components)?,
-        with_deps: args.with_deps,
-        with_dependents: args.with_dependents,
-        destroy: args.destroy,
-    };
-    let values = config::values::check(&config, &[&env], false);
-    if !values.is_empty() {
-        return Err(Failure::Config(values));
-    }
-    let plans: Vec<Plan> = clouds
-        .iter()
-        .map(|cloud| plan::plan(&config, &env, cloud, &request))
-        .collect();
-    match args.format {
-        Format::Json if plans.len() == 1 => out.write_all(json(&plans[0]).as_bytes())?,
-        Format::Json => out.write_all(json(&plans).as_bytes())?,
-        Format::Text => {
-            let texts: Vec<String> = plans
-                .iter()
-                .map(|p| report::plan::text(&config, p))
-                .collect();
-            out.write_all(texts.join("\n").as_bytes())?;
-        }
-    }
-    Ok(())
+    Ok((env, clouds))
+}
+
+fn component(config: &Config, name: &str) -> Result<ComponentName, Failure> {
+    selected_components(config, &[name.to_string()]).map(|mut v| v.remove(0))
 }
 
 fn selected_components(config: &Config, names: &[String]) -> Result<Vec<ComponentName>, Failure> {
@@ -335,5 +395,30 @@ fn selected_components(config: &Config, names: &[String]) -> Result<Vec<Componen
             format!("unknown components: {}", many.join(", ")),
             Some("`orchestrator graph` lists the components".into()),
         )),
+    }
+}
+
+/// The request a selection makes.
+fn request(
+    config: &Config,
+    select: &Selection,
+    destroy: bool,
+) -> Result<crate::plan::Request, Failure> {
+    Ok(crate::plan::Request {
+        components: selected_components(config, &select.components)?,
+        with_deps: select.with_deps,
+        with_dependents: select.with_dependents,
+        changed: select.changed,
+        destroy,
+    })
+}
+
+/// Checks the environment's values files before anything reads them.
+fn check_values(config: &Config, env: &EnvName) -> Result<(), Failure> {
+    let values = config::values::check(config, &[env], false);
+    if values.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Config(values))
     }
 }

@@ -2,7 +2,9 @@
 //! Renderers take values and return text; writing it is the caller's job.
 
 pub mod graph;
+pub mod logs;
 pub mod plan;
+pub mod terminal;
 
 /// Lays out rows as left-aligned columns separated by two spaces, with no
 /// trailing spaces.

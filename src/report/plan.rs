@@ -2,22 +2,27 @@
 
 use std::fmt::Write as _;
 
-use crate::config::Config;
+use crate::config::{ComponentName, Config};
 use crate::plan::{Action, Plan};
 
-/// The plan as a heading, a table and, when some dependencies are outside
-/// the run, a note saying which and how to include them.
+/// The plan as a heading, a table and notes on the dependencies outside the
+/// run: those it relies on as deployed, and those it is missing.
 pub fn text(config: &Config, plan: &Plan) -> String {
     let mut out = String::new();
     let count = |a: Action| plan.components.iter().filter(|c| c.action == a).count();
     let mut totals: Vec<String> = Vec::new();
-    for action in [Action::Create, Action::Destroy] {
+    for (action, verb) in [
+        (Action::Create, "to create"),
+        (Action::Update, "to update"),
+        (Action::Destroy, "to destroy"),
+        (Action::Noop, "unchanged"),
+    ] {
         let n = count(action);
         if n > 0 {
-            totals.push(format!("{n} to {}", action.as_str()));
+            totals.push(format!("{n} {verb}"));
         }
     }
-    let totals = if totals.is_empty() {
+    let totals = if plan.to_run().next().is_none() {
         "nothing to do".to_string()
     } else {
         totals.join(", ")
@@ -35,11 +40,7 @@ pub fn text(config: &Config, plan: &Plan) -> String {
             let deps = if p.depends_on.is_empty() {
                 "-".to_string()
             } else {
-                p.depends_on
-                    .iter()
-                    .map(|d| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names(&p.depends_on)
             };
             vec![
                 p.wave.to_string(),
@@ -63,18 +64,26 @@ pub fn text(config: &Config, plan: &Plan) -> String {
         ],
         &rows,
     ));
-    let outside = plan.outside_dependencies();
+    let outside = plan.satisfied_outside();
     if !outside.is_empty() {
-        out.push_str("\nNot in this run, and needed by it:\n");
+        out.push_str("\nNot in this run, deployed and current:\n");
         for (dep, needed_by) in &outside {
-            let by = needed_by
-                .iter()
-                .map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let _ = writeln!(out, "  {dep} (needed by {by})");
+            let _ = writeln!(out, "  {dep} (needed by {})", names(needed_by));
         }
-        out.push_str("Add --with-deps to include them.\n");
+    }
+    if !plan.missing.is_empty() {
+        out.push_str("\nNot in this run, and not deployed at their current version:\n");
+        for m in &plan.missing {
+            let _ = writeln!(out, "  {} (needed by {})", m.name, names(&m.needed_by));
+        }
+        out.push_str("Add --with-deps to include them; a run refuses to start without them.\n");
     }
     out
+}
+
+fn names(list: &[ComponentName]) -> String {
+    list.iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

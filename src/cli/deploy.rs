@@ -1,0 +1,299 @@
+//! `apply` and `destroy`: plan against the recorded state, then run what is
+//! not done, recording each component's start and end as it happens.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use super::inspect::write_plans;
+use super::{
+    EXIT_CANCELLED, EXIT_FAILED, Failure, Format, RunArgs, check_values, environment, json, load,
+    request, usage,
+};
+use crate::events::{Finished, RunResult, Subscriber};
+use crate::exec::engine::{self, Options};
+use crate::exec::runner::Backoff;
+use crate::fingerprint::Fingerprinter;
+use crate::report::logs::Logs;
+use crate::report::terminal::{Terminal, seconds};
+use crate::state::recorder::Recorder;
+use crate::state::{RunInfo, StateFile};
+
+/// How long a stopped component gets between SIGINT and SIGKILL. Short
+/// enough that a cancelled run records its state and exits inside the
+/// 7.5 s a CI runner allows after its own SIGTERM.
+const GRACE: Duration = Duration::from_secs(3);
+
+pub(super) fn run(
+    file: &Path,
+    args: &RunArgs,
+    destroy: bool,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let config = load(file)?;
+    let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
+    let request = request(&config, &args.select, destroy)?;
+    check_values(&config, &env)?;
+    let observations = engine::observe(&config, &env, &clouds)?;
+    let plans = engine::plans(&config, &env, &observations, &request);
+    let missing: Vec<String> = plans
+        .iter()
+        .flat_map(|p| {
+            p.missing.iter().map(move |m| {
+                let by = m
+                    .needed_by
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{} on {} (needed by {by})", m.name, p.cloud)
+            })
+        })
+        .collect();
+    if !missing.is_empty() {
+        let (what, hint) = if destroy {
+            (
+                "still deployed and depend on what this run destroys",
+                "destroy them first, or add --with-dependents",
+            )
+        } else {
+            (
+                "not deployed at their current version, and this run needs them",
+                "apply them first, or add --with-deps",
+            )
+        };
+        return Err(usage(
+            format!("these components are {what}: {}", missing.join("; ")),
+            Some(hint.into()),
+        ));
+    }
+    if args.dry_run {
+        write_plans(&config, &plans, args.format, out)?;
+        return Ok(0);
+    }
+    let run_id = new_run_id();
+    if plans.iter().all(|p| p.to_run().next().is_none()) {
+        match args.format {
+            Format::Json => out.write_all(
+                json(&result_document(
+                    run_id,
+                    &env,
+                    RunResult::Succeeded,
+                    &[],
+                    false,
+                ))
+                .as_bytes(),
+            )?,
+            Format::Text => {
+                eprintln!("Nothing to do: every selected component is up to date in {env}.")
+            }
+        }
+        return Ok(0);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
+    let cancel = CancellationToken::new();
+    runtime.spawn(cancel_on_signals(cancel.clone()));
+    let run = RunInfo {
+        id: run_id,
+        attempt: 1,
+        url: None,
+        actor: std::env::var("USER").ok(),
+    };
+    let states = observations
+        .iter()
+        .map(|o| {
+            let state = o
+                .state
+                .clone()
+                .unwrap_or_else(|| StateFile::new(env.clone(), o.cloud.clone()));
+            (o.cloud.clone(), o.state_path.clone(), state)
+        })
+        .collect();
+    let mut recorder = Recorder::new(states, Some(run), Fingerprinter::new(&config).head_commit());
+    let mut terminal = Terminal::new();
+    let mut logs = Logs::new(&config.root, run_id);
+    let options = Options {
+        run_id,
+        policy: args.on_failure,
+        max_parallel: if args.sequential {
+            1
+        } else {
+            args.max_parallel.unwrap_or(config.max_parallel) as usize
+        },
+        grace: GRACE,
+        backoff: Backoff::default(),
+    };
+    let started = std::time::Instant::now();
+    let (result, mut finished) = {
+        let mut subscribers: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
+        if args.format == Format::Text {
+            subscribers.push(&mut terminal);
+        }
+        runtime.block_on(engine::execute(
+            &config,
+            &env,
+            plans.clone(),
+            destroy,
+            options,
+            &cancel,
+            &mut subscribers,
+        ))
+    };
+    let state_errors = recorder.finish();
+    drop(runtime);
+    // Report in plan order, not the order components happened to finish in.
+    let order: Vec<(String, String)> = plans
+        .iter()
+        .flat_map(|p| {
+            p.components
+                .iter()
+                .map(move |c| (p.cloud.to_string(), c.name.to_string()))
+        })
+        .collect();
+    finished.sort_by_key(|f| {
+        order
+            .iter()
+            .position(|(c, n)| *c == f.target.cloud.as_str() && *n == f.target.component.as_str())
+    });
+    let multi_cloud = clouds.len() > 1;
+    match args.format {
+        Format::Json => out.write_all(
+            json(&result_document(
+                run_id,
+                &env,
+                result,
+                &finished,
+                multi_cloud,
+            ))
+            .as_bytes(),
+        )?,
+        Format::Text => eprint!(
+            "{}",
+            summary(
+                result,
+                &finished,
+                multi_cloud,
+                started.elapsed(),
+                logs.dir()
+            )
+        ),
+    }
+    for e in &state_errors {
+        eprintln!("error: the state could not be written: {e}");
+    }
+    Ok(match result {
+        _ if !state_errors.is_empty() => EXIT_FAILED,
+        RunResult::Succeeded => 0,
+        RunResult::Failed => EXIT_FAILED,
+        RunResult::Cancelled => EXIT_CANCELLED,
+    })
+}
+
+/// A run id that is unique enough for one repository: milliseconds since
+/// the epoch, with the sub-millisecond part as a tie-breaker.
+fn new_run_id() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_millis() as u64 * 1000 + u64::from(now.subsec_micros() % 1000)
+}
+
+/// Cancels the run on SIGINT, SIGTERM or SIGHUP (as PID 1 in a container
+/// there is no default handler for them).
+async fn cancel_on_signals(cancel: CancellationToken) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+    eprintln!("Cancelling: stopping running components and recording the state…");
+    cancel.cancel();
+}
+
+fn key(f: &Finished, multi_cloud: bool) -> String {
+    if multi_cloud {
+        format!("{}/{}", f.target.cloud, f.target.component)
+    } else {
+        f.target.component.to_string()
+    }
+}
+
+/// The run's result as one JSON document.
+fn result_document(
+    run_id: u64,
+    env: &crate::config::EnvName,
+    result: RunResult,
+    finished: &[Finished],
+    multi_cloud: bool,
+) -> serde_json::Value {
+    let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    let components: serde_json::Map<String, serde_json::Value> = finished
+        .iter()
+        .map(|f| {
+            let doc = json!({
+                "cloud": f.target.cloud,
+                "action": f.action.as_str(),
+                "status": f.status.as_str(),
+                "attempts": f.attempts,
+                "started_at": f.started_at.map(time),
+                "finished_at": time(f.finished_at),
+                "duration_ms": f.duration().as_millis() as u64,
+                "error": f.error,
+            });
+            (key(f, multi_cloud), doc)
+        })
+        .collect();
+    json!({ "result": result.as_str(), "run_id": run_id, "environment": env, "components": components })
+}
+
+/// The table printed at the end of a run.
+fn summary(
+    result: RunResult,
+    finished: &[Finished],
+    multi_cloud: bool,
+    took: Duration,
+    logs: &Path,
+) -> String {
+    let rows: Vec<Vec<String>> = finished
+        .iter()
+        .map(|f| {
+            vec![
+                key(f, multi_cloud),
+                f.action.as_str().to_string(),
+                f.status.to_string(),
+                f.attempts.to_string(),
+                if f.started_at.is_some() {
+                    seconds(f.duration())
+                } else {
+                    "-".to_string()
+                },
+            ]
+        })
+        .collect();
+    let mut text = String::from("\n");
+    text.push_str(&crate::report::table(
+        &["COMPONENT", "ACTION", "STATUS", "ATTEMPTS", "DURATION"],
+        &rows,
+    ));
+    text.push_str(&format!(
+        "\nRun {} in {}. Logs: {}\n",
+        result.as_str(),
+        seconds(took),
+        logs.display()
+    ));
+    text
+}

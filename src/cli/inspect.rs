@@ -1,0 +1,104 @@
+//! Commands that read and report without changing anything: `validate`,
+//! `graph` and `plan`.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{
+    Failure, Format, GraphFormat, PlanArgs, check_values, environment, json, load, request,
+};
+use crate::config;
+use crate::exec::engine;
+use crate::report;
+
+pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Result<(), Failure> {
+    let config = config::load(file);
+    let report = match &config {
+        Ok(c) => config::values::check(c, &c.environments.keys().collect::<Vec<_>>(), true),
+        Err(report) => report.clone(),
+    };
+    if format == Format::Json {
+        let mut doc = report.to_json();
+        if let Ok(c) = &config {
+            doc["components"] = c.components.len().into();
+            doc["environments"] = c
+                .environments
+                .keys()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .into();
+        }
+        out.write_all(json(&doc).as_bytes())?;
+        // The document on stdout already carries the errors; the exit code
+        // still says the input is bad.
+        return if report.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Reported)
+        };
+    }
+    if !report.is_empty() {
+        return Err(Failure::Config(report));
+    }
+    if let Ok(c) = config {
+        let targets: usize = c.environments.values().map(|e| e.clouds.len()).sum();
+        let (waves, _) = c
+            .graph
+            .waves(&c.graph.all(), crate::graph::Walk::Dependents);
+        writeln!(
+            out,
+            "{} is valid: {} components in {} waves, {} environments ({} environment/cloud targets)",
+            c.file.display(),
+            c.components.len(),
+            waves.len(),
+            c.environments.len(),
+            targets
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Result<(), Failure> {
+    let config = load(file)?;
+    let doc = report::graph::document(&config);
+    let text = match format {
+        GraphFormat::Text => report::graph::text(&doc),
+        GraphFormat::Mermaid => report::graph::mermaid(&doc),
+        GraphFormat::Dot => report::graph::dot(&doc),
+        GraphFormat::Json => json(&doc),
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let config = load(file)?;
+    let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
+    let request = request(&config, &args.select, args.destroy)?;
+    check_values(&config, &env)?;
+    let observations = engine::observe(&config, &env, &clouds)?;
+    let plans = engine::plans(&config, &env, &observations, &request);
+    write_plans(&config, &plans, args.format, out)
+}
+
+/// Prints plans: one JSON object for one cloud, an array for several, or
+/// one table per cloud.
+pub(super) fn write_plans(
+    config: &config::Config,
+    plans: &[crate::plan::Plan],
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match format {
+        Format::Json if plans.len() == 1 => out.write_all(json(&plans[0]).as_bytes())?,
+        Format::Json => out.write_all(json(&plans).as_bytes())?,
+        Format::Text => {
+            let texts: Vec<String> = plans
+                .iter()
+                .map(|p| report::plan::text(config, p))
+                .collect();
+            out.write_all(texts.join("\n").as_bytes())?;
+        }
+    }
+    Ok(())
+}

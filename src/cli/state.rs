@@ -1,0 +1,244 @@
+//! `status` and `state get | set | validate | next`: reading the record,
+//! and changing it by hand when an operator must.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::{
+    Failure, Format, SettableStatus, StateCommand, StatusArgs, component, environment, json, load,
+};
+use crate::config::Config;
+use crate::exec::engine::{self, Observation};
+use crate::fingerprint::Fingerprinter;
+use crate::graph::Walk;
+use crate::state::{ComponentRecord, RecordAction, RunInfo, Status, Timestamp, store};
+
+fn observe(
+    file: &Path,
+    at: &StatusArgs,
+) -> Result<(Config, crate::config::EnvName, Vec<Observation>), Failure> {
+    let config = load(file)?;
+    let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
+    let observations = engine::observe(&config, &env, &clouds)?;
+    Ok((config, env, observations))
+}
+
+pub(super) fn status(file: &Path, args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let (config, env, observations) = observe(file, args)?;
+    let mut docs = Vec::new();
+    let mut text = String::new();
+    for o in &observations {
+        let state = o.state.as_ref();
+        let mut rows = Vec::new();
+        let mut components = serde_json::Map::new();
+        for (i, c) in config.components.iter().enumerate() {
+            let record = state.and_then(|s| s.components.get(&c.name));
+            let current = o.observed[i].is_current();
+            let status = record.map_or("-".to_string(), |r| r.status.to_string());
+            rows.push(vec![
+                c.name.to_string(),
+                status.clone(),
+                record.map_or("-".to_string(), |r| r.action.as_str().to_string()),
+                record
+                    .and_then(|r| r.finished_at)
+                    .map_or("-".to_string(), |t| t.to_string()),
+                if current {
+                    "yes".to_string()
+                } else {
+                    "no".to_string()
+                },
+                record.and_then(|r| r.error.clone()).unwrap_or_default(),
+            ]);
+            components.insert(
+                c.name.to_string(),
+                json!({ "status": record.map(|r| r.status.as_str()), "current": current, "record": record }),
+            );
+        }
+        let serial = state.map_or(0, |s| s.serial);
+        text.push_str(&format!(
+            "{env} / {} (serial {serial}, {})\n\n",
+            o.cloud,
+            o.state_path.display()
+        ));
+        text.push_str(&crate::report::table(
+            &[
+                "COMPONENT",
+                "STATUS",
+                "ACTION",
+                "FINISHED",
+                "CURRENT",
+                "ERROR",
+            ],
+            &rows,
+        ));
+        text.push('\n');
+        docs.push(json!({ "environment": env, "cloud": o.cloud, "serial": serial, "components": components }));
+    }
+    match args.format {
+        Format::Json if docs.len() == 1 => out.write_all(json(&docs[0]).as_bytes())?,
+        Format::Json => out.write_all(json(&docs).as_bytes())?,
+        Format::Text => out
+            .write_all(text.trim_end_matches('\n').as_bytes())
+            .and_then(|()| out.write_all(b"\n"))?,
+    }
+    Ok(())
+}
+
+pub(super) fn command(
+    file: &Path,
+    command: StateCommand,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match command {
+        StateCommand::Get {
+            at,
+            component: name,
+        } => {
+            let (config, _, observations) = observe(file, &at)?;
+            let docs: Vec<serde_json::Value> = observations
+                .iter()
+                .map(|o| match &name {
+                    None => serde_json::to_value(&o.state).unwrap_or_default(),
+                    Some(n) => {
+                        let record = component(&config, n)
+                            .ok()
+                            .and_then(|c| o.state.as_ref()?.components.get(&c).cloned());
+                        serde_json::to_value(record).unwrap_or_default()
+                    }
+                })
+                .collect();
+            if let Some(n) = &name {
+                component(&config, n)?;
+            }
+            let doc = if docs.len() == 1 {
+                docs.into_iter().next().unwrap_or_default()
+            } else {
+                docs.into()
+            };
+            out.write_all(json(&doc).as_bytes())?;
+        }
+        StateCommand::Validate { at } => {
+            let (_, env, observations) = observe(file, &at)?;
+            for o in &observations {
+                let what = match &o.state {
+                    Some(s) => format!(
+                        "valid: serial {}, {} component records",
+                        s.serial,
+                        s.components.len()
+                    ),
+                    None => "absent (nothing deployed yet)".to_string(),
+                };
+                writeln!(
+                    out,
+                    "{env} / {}: {} is {what}",
+                    o.cloud,
+                    o.state_path.display()
+                )?;
+            }
+        }
+        StateCommand::Next { at } => {
+            let (config, env, observations) = observe(file, &at)?;
+            let mut docs = Vec::new();
+            for o in &observations {
+                let graph = &config.graph;
+                let next: Vec<String> = (0..graph.len())
+                    .filter(|&i| !o.observed[i].is_current())
+                    .filter(|&i| {
+                        graph
+                            .neighbours(i, Walk::Dependencies)
+                            .into_iter()
+                            .all(|d| o.observed[d].is_current())
+                    })
+                    .map(|i| graph.name(i).to_string())
+                    .collect();
+                if at.format == Format::Text {
+                    writeln!(
+                        out,
+                        "{env} / {}: {}",
+                        o.cloud,
+                        if next.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            next.join(" ")
+                        }
+                    )?;
+                }
+                docs.push(json!({ "environment": env, "cloud": o.cloud, "next": next }));
+            }
+            if at.format == Format::Json {
+                let doc = if docs.len() == 1 {
+                    docs.remove(0)
+                } else {
+                    docs.into()
+                };
+                out.write_all(json(&doc).as_bytes())?;
+            }
+        }
+        StateCommand::Set {
+            at,
+            component: name,
+            status,
+            reason,
+        } => {
+            let config = load(file)?;
+            let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
+            let name = component(&config, &name)?;
+            let c = config.component(name.as_str()).expect("checked above");
+            let fingerprinter = Fingerprinter::new(&config);
+            let actor = std::env::var("USER").ok();
+            for cloud in &clouds {
+                let path = engine::state_path(&config, &env, cloud);
+                let fingerprint = fingerprinter.fingerprint(&config, &env, cloud, c);
+                let now = Timestamp::from(SystemTime::now());
+                let run = RunInfo {
+                    id: 0,
+                    attempt: 0,
+                    url: None,
+                    actor: actor.clone(),
+                };
+                store::update(&path, &env, cloud, |state| {
+                    let (new_status, action) = match status {
+                        SettableStatus::Succeeded => (Status::Succeeded, RecordAction::Apply),
+                        SettableStatus::Failed => (Status::Failed, RecordAction::Apply),
+                        SettableStatus::Pending => (Status::Pending, RecordAction::Apply),
+                        SettableStatus::Destroyed => (Status::Destroyed, RecordAction::Destroy),
+                    };
+                    let mut record = state
+                        .components
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or_else(|| ComponentRecord::new(new_status, action));
+                    record.status = new_status;
+                    record.action = action;
+                    record.finished_at = Some(now);
+                    record.error = Some(format!("set by hand: {reason}"));
+                    record.run = Some(run.clone());
+                    if new_status == Status::Succeeded {
+                        // Marking a component done means "deployed as it is now".
+                        record.fingerprint = Some(fingerprint.clone());
+                    }
+                    state.record([(name.clone(), record)], Some(run.clone()), now);
+                })?;
+                writeln!(
+                    out,
+                    "{env} / {}: {name} is now {}",
+                    cloud,
+                    status_name(status)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn status_name(s: SettableStatus) -> &'static str {
+    match s {
+        SettableStatus::Succeeded => "succeeded",
+        SettableStatus::Failed => "failed",
+        SettableStatus::Destroyed => "destroyed",
+        SettableStatus::Pending => "pending",
+    }
+}

@@ -1,0 +1,473 @@
+//! One run from start to finish: read each cloud's state, observe every
+//! component (its record and its fingerprint now), plan, then schedule and
+//! run the components, turning what happens into events for subscribers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio_util::sync::CancellationToken;
+
+use super::presets::{self, StepContext};
+use super::runner::{self, Backoff, Job, Outcome, RunEvent};
+use super::scheduler::{self, Ending, FailurePolicy, Schedule, Unit, Visit};
+use super::transient::TransientPatterns;
+use crate::config::{CloudName, Config, EnvName, values};
+use crate::events::{Event, Finished, RunResult, Status, Subscriber, Target};
+use crate::fingerprint::Fingerprinter;
+use crate::graph::Walk;
+use crate::plan::{self, Action, Observed, Plan, Recorded, Request};
+use crate::state::{ComponentRecord, StateError, StateFile, store};
+
+/// One cloud of an environment as found before a run.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The cloud.
+    pub cloud: CloudName,
+    /// Where its state file is.
+    pub state_path: PathBuf,
+    /// The state, if there is one yet.
+    pub state: Option<StateFile>,
+    /// Every component (indexed like the graph's nodes): record and fingerprint.
+    pub observed: Vec<Observed>,
+}
+
+/// The state file of `env` on `cloud`.
+pub fn state_path(config: &Config, env: &EnvName, cloud: &CloudName) -> PathBuf {
+    store::path(&config.root, &config.state.dir, env, cloud)
+}
+
+/// What planning needs to know of a record.
+pub fn recorded(record: Option<&ComponentRecord>) -> Recorded {
+    use crate::state::Status as S;
+    match record {
+        None => Recorded::Absent,
+        Some(r) => match r.status {
+            S::Destroyed => Recorded::Destroyed,
+            S::Succeeded => Recorded::Succeeded(r.fingerprint.clone()),
+            _ => Recorded::Incomplete,
+        },
+    }
+}
+
+/// Reads the state of each cloud and fingerprints every component.
+pub fn observe(
+    config: &Config,
+    env: &EnvName,
+    clouds: &[CloudName],
+) -> Result<Vec<Observation>, StateError> {
+    let fingerprinter = Fingerprinter::new(config);
+    clouds
+        .iter()
+        .map(|cloud| {
+            let state_path = state_path(config, env, cloud);
+            let state = store::read(&state_path, env, cloud)?;
+            let observed = config
+                .components
+                .iter()
+                .map(|c| Observed {
+                    recorded: recorded(state.as_ref().and_then(|s| s.components.get(&c.name))),
+                    fingerprint: fingerprinter.fingerprint(config, env, cloud, c),
+                })
+                .collect();
+            Ok(Observation {
+                cloud: cloud.clone(),
+                state_path,
+                state,
+                observed,
+            })
+        })
+        .collect()
+}
+
+/// Plans each observed cloud.
+pub fn plans(
+    config: &Config,
+    env: &EnvName,
+    observations: &[Observation],
+    request: &Request,
+) -> Vec<Plan> {
+    observations
+        .iter()
+        .map(|o| plan::plan(config, env, &o.cloud, request, &o.observed))
+        .collect()
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The run's id, recorded in state and used for the log directory.
+    pub run_id: u64,
+    /// What a failure does to the rest.
+    pub policy: FailurePolicy,
+    /// How many components may run at once.
+    pub max_parallel: usize,
+    /// How long a stopped component gets between SIGINT and SIGKILL.
+    pub grace: Duration,
+    /// Delays between retries.
+    pub backoff: Backoff,
+}
+
+/// Everything a visit needs, shared by the concurrent visits.
+struct Context {
+    config: Config,
+    root: PathBuf,
+    env: EnvName,
+    clouds: Vec<CloudName>,
+    plans: Vec<Plan>,
+    destroy: bool,
+    options: Options,
+    transient: Arc<TransientPatterns>,
+    scratch: PathBuf,
+    cancel: CancellationToken,
+    events: UnboundedSender<Event>,
+}
+
+/// Runs the planned components of every cloud: eagerly, under the
+/// concurrency cap, with the failure policy, until done or cancelled.
+/// Subscribers hear every event in order. Returns how the run ended and how
+/// each component ended, in the order they finished.
+pub async fn execute(
+    config: &Config,
+    env: &EnvName,
+    plans: Vec<Plan>,
+    destroy: bool,
+    options: Options,
+    cancel: &CancellationToken,
+    subscribers: &mut [&mut dyn Subscriber],
+) -> (RunResult, Vec<Finished>) {
+    let graph = &config.graph;
+    let selections: Vec<Vec<bool>> = plans
+        .iter()
+        .map(|p| {
+            let mut s = vec![false; graph.len()];
+            for c in p.to_run() {
+                if let Some(i) = graph.index_of(c.name.as_str()) {
+                    s[i] = true;
+                }
+            }
+            s
+        })
+        .collect();
+    let schedule = Schedule {
+        graph,
+        selections,
+        walk: if destroy {
+            Walk::Dependencies
+        } else {
+            Walk::Dependents
+        },
+        max_parallel: options.max_parallel,
+        policy: options.policy,
+    };
+    // Values files and outputs live in a private directory removed after the
+    // run: values may hold secrets, and nothing else needs them.
+    let scratch = match tempfile::Builder::new()
+        .prefix("orchestrator-run-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: cannot create a temporary directory: {e}");
+            return (RunResult::Failed, Vec::new());
+        }
+    };
+    let (tx, mut rx) = unbounded_channel();
+    let root = std::fs::canonicalize(if config.root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &config.root
+    })
+    .unwrap_or_else(|_| config.root.clone());
+    let clouds: Vec<CloudName> = plans.iter().map(|p| p.cloud.clone()).collect();
+    let targets = schedule
+        .units()
+        .into_iter()
+        .map(|u| (target(&clouds, config, u), action_of(&plans, config, u)))
+        .collect();
+    let _ = tx.send(Event::RunStarted {
+        run_id: options.run_id,
+        environment: env.clone(),
+        targets,
+    });
+    let ctx = Arc::new(Context {
+        config: config.clone(),
+        root,
+        env: env.clone(),
+        clouds,
+        plans,
+        destroy,
+        options,
+        transient: TransientPatterns::defaults(),
+        scratch: scratch.path().to_path_buf(),
+        cancel: cancel.clone(),
+        events: tx,
+    });
+    let work = {
+        let ctx = ctx.clone();
+        async move {
+            let endings = scheduler::run(&schedule, cancel, |unit| {
+                let ctx = ctx.clone();
+                async move { visit(&ctx, unit).await }
+            })
+            .await;
+            let mut result = if cancel.is_cancelled() {
+                RunResult::Cancelled
+            } else {
+                RunResult::Succeeded
+            };
+            for (unit, ending) in endings {
+                let (status, error) = match ending {
+                    Ending::Visited(Visit::Succeeded) => continue,
+                    Ending::Visited(Visit::Failed) => (Status::Failed, None),
+                    Ending::Visited(Visit::Cancelled) => (Status::Cancelled, None),
+                    Ending::Skipped(cause) => {
+                        let cause = target(&ctx.clouds, &ctx.config, cause);
+                        (
+                            Status::Skipped,
+                            Some(format!("skipped because {} failed", cause.component)),
+                        )
+                    }
+                    Ending::Stopped => (
+                        Status::Skipped,
+                        Some("skipped: the run stopped after a failure".to_string()),
+                    ),
+                    Ending::NotStarted => (
+                        Status::Cancelled,
+                        Some("cancelled before it started".to_string()),
+                    ),
+                };
+                if result == RunResult::Succeeded
+                    && matches!(status, Status::Failed | Status::Skipped)
+                {
+                    result = RunResult::Failed;
+                }
+                if let Some(error) = error {
+                    let now = SystemTime::now();
+                    let _ = ctx.events.send(Event::Finished(Box::new(Finished {
+                        target: target(&ctx.clouds, &ctx.config, unit),
+                        action: action_of(&ctx.plans, &ctx.config, unit),
+                        status,
+                        attempts: 0,
+                        started_at: None,
+                        finished_at: now,
+                        error: Some(error),
+                        fingerprint: fingerprint_of(&ctx.plans, &ctx.config, unit),
+                        outputs: Default::default(),
+                        tail: Vec::new(),
+                    })));
+                }
+            }
+            let _ = ctx.events.send(Event::RunFinished { result });
+            result
+        }
+    };
+    drop(ctx);
+    let mut finished = Vec::new();
+    let pump = async {
+        while let Some(event) = rx.recv().await {
+            for s in subscribers.iter_mut() {
+                s.on_event(&event);
+            }
+            if let Event::Finished(f) = event {
+                finished.push(*f);
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(work, pump);
+    drop(scratch);
+    (result, finished)
+}
+
+fn target(clouds: &[CloudName], config: &Config, unit: Unit) -> Target {
+    Target {
+        cloud: clouds[unit.cloud].clone(),
+        component: config.graph.name(unit.component).clone(),
+    }
+}
+
+fn planned<'p>(plans: &'p [Plan], config: &Config, unit: Unit) -> Option<&'p plan::Planned> {
+    let name = config.graph.name(unit.component);
+    plans[unit.cloud]
+        .components
+        .iter()
+        .find(|p| &p.name == name)
+}
+
+fn action_of(plans: &[Plan], config: &Config, unit: Unit) -> Action {
+    planned(plans, config, unit).map_or(Action::Noop, |p| p.action)
+}
+
+fn fingerprint_of(plans: &[Plan], config: &Config, unit: Unit) -> String {
+    planned(plans, config, unit)
+        .map(|p| p.fingerprint.clone())
+        .unwrap_or_default()
+}
+
+/// Runs one component on one cloud and reports how it went.
+async fn visit(ctx: &Context, unit: Unit) -> Visit {
+    let component = &ctx.config.components[unit.component];
+    let target = target(&ctx.clouds, &ctx.config, unit);
+    let cloud = &ctx.clouds[unit.cloud];
+    let action = action_of(&ctx.plans, &ctx.config, unit);
+    let started_at = SystemTime::now();
+    let _ = ctx.events.send(Event::Started {
+        target: target.clone(),
+        action,
+        at: started_at,
+    });
+    let finish = |status: Status, attempts: u32, error: Option<String>, outputs, tail| {
+        let _ = ctx.events.send(Event::Finished(Box::new(Finished {
+            target: target.clone(),
+            action,
+            status,
+            attempts,
+            started_at: Some(started_at),
+            finished_at: SystemTime::now(),
+            error,
+            fingerprint: fingerprint_of(&ctx.plans, &ctx.config, unit),
+            outputs,
+            tail,
+        })));
+    };
+    let job = match prepare(ctx, unit) {
+        Ok(job) => job,
+        Err(error) => {
+            finish(
+                Status::Failed,
+                0,
+                Some(error),
+                Default::default(),
+                Vec::new(),
+            );
+            return Visit::Failed;
+        }
+    };
+    let events = ctx.events.clone();
+    let line_target = target.clone();
+    let mut on_event = move |event: RunEvent| {
+        let event = match event {
+            RunEvent::Line { stream, text } => Event::Line {
+                target: line_target.clone(),
+                stream,
+                text,
+            },
+            RunEvent::Step { command, .. } => Event::Line {
+                target: line_target.clone(),
+                stream: runner::Stream::Stdout,
+                text: format!("$ {command}"),
+            },
+            RunEvent::Retrying {
+                attempt,
+                delay,
+                pattern,
+            } => Event::Retrying {
+                target: line_target.clone(),
+                attempt: attempt - 1,
+                delay,
+                pattern,
+            },
+        };
+        let _ = events.send(event);
+    };
+    let result = runner::run(&job, &ctx.cancel, &mut on_event).await;
+    let outputs_file = outputs_path(ctx, cloud, component.name.as_str());
+    match result.outcome {
+        Outcome::Succeeded => {
+            let outputs = if ctx.destroy {
+                Ok(Default::default())
+            } else {
+                read_outputs(&outputs_file)
+            };
+            match outputs {
+                Ok(outputs) => {
+                    let status = if ctx.destroy {
+                        Status::Destroyed
+                    } else {
+                        Status::Succeeded
+                    };
+                    finish(status, result.attempts, None, outputs, result.tail);
+                    Visit::Succeeded
+                }
+                Err(error) => {
+                    finish(
+                        Status::Failed,
+                        result.attempts,
+                        Some(error),
+                        Default::default(),
+                        result.tail,
+                    );
+                    Visit::Failed
+                }
+            }
+        }
+        Outcome::Cancelled => {
+            finish(
+                Status::Cancelled,
+                result.attempts,
+                Some("cancelled".into()),
+                Default::default(),
+                result.tail,
+            );
+            Visit::Cancelled
+        }
+        other => {
+            finish(
+                Status::Failed,
+                result.attempts,
+                Some(other.to_string()),
+                Default::default(),
+                result.tail,
+            );
+            Visit::Failed
+        }
+    }
+}
+
+fn outputs_path(ctx: &Context, cloud: &CloudName, component: &str) -> PathBuf {
+    ctx.scratch
+        .join(cloud.as_str())
+        .join(format!("{component}.outputs.json"))
+}
+
+/// Writes the component's values and builds the job that runs its action.
+fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
+    let component = &ctx.config.components[unit.component];
+    let cloud = &ctx.clouds[unit.cloud];
+    let values =
+        values::load(&ctx.config, &ctx.env, &component.name).map_err(|r| r.render(false))?;
+    let dir = ctx.scratch.join(cloud.as_str());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let values_file = dir.join(format!("{}.values.json", component.name));
+    std::fs::write(&values_file, values.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", values_file.display()))?;
+    let mut step_ctx = StepContext::new(&ctx.root, component, &ctx.env, cloud, values_file);
+    step_ctx.outputs_file = Some(outputs_path(ctx, cloud, component.name.as_str()));
+    let action = if ctx.destroy {
+        presets::Action::Destroy
+    } else {
+        presets::Action::Apply
+    };
+    let mut job =
+        Job::new(component, action, &step_ctx, ctx.transient.clone()).map_err(|e| e.to_string())?;
+    job.grace = ctx.options.grace;
+    job.backoff = ctx.options.backoff;
+    Ok(job)
+}
+
+/// The outputs a component wrote: a JSON object, or nothing.
+fn read_outputs(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(Default::default());
+    };
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(
+            "the component wrote outputs that are not a JSON object to ORCHESTRATOR_OUTPUTS".into(),
+        ),
+        Err(e) => Err(format!(
+            "the component wrote invalid JSON to ORCHESTRATOR_OUTPUTS: {e}"
+        )),
+    }
+}

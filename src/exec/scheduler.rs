@@ -1,0 +1,468 @@
+//! The eager scheduler: a component starts the moment everything it waits
+//! for in the run has succeeded and a slot under the concurrency cap is
+//! free. Unlike a wave schedule, nothing waits for the slowest member of a
+//! level.
+//!
+//! The scheduler knows nothing about processes or output. It hands each
+//! ready unit to a visitor (an async function) and acts on the answer;
+//! what the visitor does, and who hears about it, is decided elsewhere.
+//! Ties between ready units go to the first cloud, then the first name, so
+//! runs are reproducible.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::graph::{Graph, Selection, Walk};
+
+/// What to do when a component fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FailurePolicy {
+    /// Skip what depends on the failed component; independent branches go on.
+    #[default]
+    SkipDependents,
+    /// Start nothing new; let running components finish.
+    Stop,
+    /// Run dependents anyway.
+    Continue,
+}
+
+/// One thing to run: a component on a cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Unit {
+    /// Index into the run's clouds.
+    pub cloud: usize,
+    /// Node index of the component in the graph.
+    pub component: usize,
+}
+
+/// How a visited unit ended, as the visitor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// It did its work.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// It was stopped by cancellation.
+    Cancelled,
+}
+
+/// How every unit of the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Visited, with the visitor's answer.
+    Visited(Visit),
+    /// Not run because a unit it waits for failed (named).
+    Skipped(Unit),
+    /// Not run because the run stopped after a failure (`--on-failure stop`).
+    Stopped,
+    /// Not run because the run was cancelled before it could start.
+    NotStarted,
+}
+
+/// The plan of a run for the scheduler.
+#[derive(Debug)]
+pub struct Schedule<'g> {
+    /// The dependency graph.
+    pub graph: &'g Graph,
+    /// For each cloud of the run, the components to run on it.
+    pub selections: Vec<Selection>,
+    /// `Dependents` for deploys, `Dependencies` for destroys (reverse order).
+    pub walk: Walk,
+    /// Concurrency cap (at least 1).
+    pub max_parallel: usize,
+    /// What a failure does to the rest.
+    pub policy: FailurePolicy,
+}
+
+impl Schedule<'_> {
+    fn index(&self, unit: Unit) -> usize {
+        unit.cloud * self.graph.len() + unit.component
+    }
+
+    fn selected(&self, unit: Unit) -> bool {
+        self.selections[unit.cloud][unit.component]
+    }
+
+    /// Units this one waits for (within the run).
+    fn before(&self, unit: Unit) -> impl Iterator<Item = Unit> + '_ {
+        let walk = match self.walk {
+            Walk::Dependents => Walk::Dependencies,
+            Walk::Dependencies => Walk::Dependents,
+        };
+        self.graph
+            .neighbours(unit.component, walk)
+            .into_iter()
+            .map(move |c| Unit {
+                cloud: unit.cloud,
+                component: c,
+            })
+            .filter(|u| self.selected(*u))
+    }
+
+    /// Units waiting for this one (within the run).
+    fn after(&self, unit: Unit) -> impl Iterator<Item = Unit> + '_ {
+        self.graph
+            .neighbours(unit.component, self.walk)
+            .into_iter()
+            .map(move |c| Unit {
+                cloud: unit.cloud,
+                component: c,
+            })
+            .filter(|u| self.selected(*u))
+    }
+
+    /// Every selected unit, cloud by cloud, in node order.
+    pub fn units(&self) -> Vec<Unit> {
+        (0..self.selections.len())
+            .flat_map(|cloud| (0..self.graph.len()).map(move |component| Unit { cloud, component }))
+            .filter(|u| self.selected(*u))
+            .collect()
+    }
+}
+
+/// Runs every selected unit, each as soon as it may, at most `max_parallel`
+/// at once, calling `visit` for each. Returns how each unit ended, in
+/// [`Schedule::units`] order.
+///
+/// `cancel` stops the run: nothing new starts, and visitors see the same
+/// token so they can stop what they are running.
+pub async fn run<F, Fut>(
+    schedule: &Schedule<'_>,
+    cancel: &CancellationToken,
+    visit: F,
+) -> Vec<(Unit, Ending)>
+where
+    F: Fn(Unit) -> Fut,
+    Fut: Future<Output = Visit> + Send + 'static,
+{
+    let units = schedule.units();
+    let slots = schedule.selections.len() * schedule.graph.len();
+    let mut waiting = vec![0usize; slots];
+    let mut ending: Vec<Option<Ending>> = vec![None; slots];
+    let mut ready = BinaryHeap::new();
+    for &u in &units {
+        waiting[schedule.index(u)] = schedule.before(u).count();
+        if waiting[schedule.index(u)] == 0 {
+            ready.push(Reverse(u));
+        }
+    }
+    let mut running = JoinSet::new();
+    let mut tasks = std::collections::HashMap::new();
+    let mut stopped = false;
+    let cap = schedule.max_parallel.max(1);
+    loop {
+        while !stopped && !cancel.is_cancelled() && running.len() < cap {
+            let Some(Reverse(unit)) = ready.pop() else {
+                break;
+            };
+            let work = visit(unit);
+            let handle = running.spawn(work);
+            tasks.insert(handle.id(), unit);
+        }
+        let Some(joined) = running.join_next_with_id().await else {
+            break;
+        };
+        // A visitor that panicked is a bug; it counts as a failure of its
+        // unit rather than taking the whole run down.
+        let (id, result) = match joined {
+            Ok((id, visit)) => (id, visit),
+            Err(e) => (e.id(), Visit::Failed),
+        };
+        let Some(unit) = tasks.remove(&id) else {
+            continue;
+        };
+        ending[schedule.index(unit)] = Some(Ending::Visited(result));
+        match (result, schedule.policy) {
+            (Visit::Succeeded, _) | (Visit::Failed, FailurePolicy::Continue) => {
+                for next in schedule.after(unit) {
+                    let i = schedule.index(next);
+                    waiting[i] -= 1;
+                    if waiting[i] == 0 && ending[i].is_none() {
+                        ready.push(Reverse(next));
+                    }
+                }
+            }
+            (Visit::Failed, FailurePolicy::SkipDependents) => {
+                skip_after(schedule, unit, unit, &mut ending)
+            }
+            (Visit::Failed, FailurePolicy::Stop) => stopped = true,
+            (Visit::Cancelled, _) => {}
+        }
+    }
+    units
+        .into_iter()
+        .map(|u| {
+            let end =
+                ending[schedule.index(u)]
+                    .clone()
+                    .unwrap_or(if stopped && !cancel.is_cancelled() {
+                        Ending::Stopped
+                    } else {
+                        Ending::NotStarted
+                    });
+            (u, end)
+        })
+        .collect()
+}
+
+/// Marks everything downstream of `from` as skipped because `cause` failed.
+fn skip_after(schedule: &Schedule<'_>, from: Unit, cause: Unit, ending: &mut [Option<Ending>]) {
+    let mut stack = vec![from];
+    while let Some(u) = stack.pop() {
+        for next in schedule.after(u) {
+            let i = schedule.index(next);
+            if ending[i].is_none() {
+                ending[i] = Some(Ending::Skipped(cause));
+                stack.push(next);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::ComponentName;
+
+    fn graph(spec: &[(&str, &[&str])]) -> Graph {
+        let owned: Vec<(ComponentName, Vec<ComponentName>)> = spec
+            .iter()
+            .map(|(c, d)| {
+                (
+                    ComponentName::parse(c).unwrap(),
+                    d.iter().map(|x| ComponentName::parse(x).unwrap()).collect(),
+                )
+            })
+            .collect();
+        Graph::build(owned.iter().map(|(c, d)| (c, d.iter()))).unwrap()
+    }
+
+    /// Runs the schedule with units that sleep for the given milliseconds and
+    /// fail when named; returns endings by name and (name, start, end) times.
+    async fn simulate(
+        g: &Graph,
+        walk: Walk,
+        cap: usize,
+        policy: FailurePolicy,
+        millis: &[(&str, u64)],
+        failing: &[&str],
+    ) -> (Vec<(String, Ending)>, Vec<(String, Duration, Duration)>) {
+        let schedule = Schedule {
+            graph: g,
+            selections: vec![g.all()],
+            walk,
+            max_parallel: cap,
+            policy,
+        };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let t0 = Instant::now();
+        let millis: Vec<(String, u64)> = millis.iter().map(|(n, m)| (n.to_string(), *m)).collect();
+        let failing: Vec<String> = failing.iter().map(|s| s.to_string()).collect();
+        let endings = run(&schedule, &CancellationToken::new(), |u| {
+            let name = g.name(u.component).to_string();
+            let ms = millis
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(10, |(_, m)| *m);
+            let fails = failing.contains(&name);
+            let log = log.clone();
+            async move {
+                let start = t0.elapsed();
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                log.lock().unwrap().push((name, start, t0.elapsed()));
+                if fails {
+                    Visit::Failed
+                } else {
+                    Visit::Succeeded
+                }
+            }
+        })
+        .await;
+        let endings = endings
+            .into_iter()
+            .map(|(u, e)| (g.name(u.component).to_string(), e))
+            .collect();
+        let log = log.lock().unwrap().clone();
+        (endings, log)
+    }
+
+    fn times<'a>(
+        log: &'a [(String, Duration, Duration)],
+        name: &str,
+    ) -> &'a (String, Duration, Duration) {
+        log.iter().find(|(n, _, _)| n == name).unwrap()
+    }
+
+    fn diamond() -> Graph {
+        graph(&[
+            ("net", &[]),
+            ("slow", &["net"]),
+            ("fast", &["net"]),
+            ("after-fast", &["fast"]),
+            ("top", &["slow", "after-fast"]),
+        ])
+    }
+
+    #[tokio::test]
+    async fn components_start_when_their_own_dependencies_finish_not_their_wave() {
+        let g = diamond();
+        let (endings, log) = simulate(
+            &g,
+            Walk::Dependents,
+            4,
+            FailurePolicy::SkipDependents,
+            &[("slow", 300), ("fast", 20)],
+            &[],
+        )
+        .await;
+        assert!(
+            endings
+                .iter()
+                .all(|(_, e)| *e == Ending::Visited(Visit::Succeeded))
+        );
+        // after-fast is in the same wave as nothing slow, but a wave scheduler
+        // would hold it behind `slow`; here it starts as soon as `fast` ends.
+        let (_, after_fast_start, _) = times(&log, "after-fast");
+        let (_, _, slow_end) = times(&log, "slow");
+        assert!(after_fast_start < slow_end, "{log:?}");
+        for (name, deps) in [
+            ("slow", vec!["net"]),
+            ("fast", vec!["net"]),
+            ("after-fast", vec!["fast"]),
+            ("top", vec!["slow", "after-fast"]),
+        ] {
+            let (_, start, _) = times(&log, name);
+            for d in deps {
+                assert!(
+                    times(&log, d).2 <= *start,
+                    "{name} started before {d} finished: {log:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cap_bounds_how_many_run_at_once() {
+        let g = graph(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
+        let (_, log) = simulate(
+            &g,
+            Walk::Dependents,
+            2,
+            FailurePolicy::SkipDependents,
+            &[],
+            &[],
+        )
+        .await;
+        for (n, s, _) in &log {
+            let overlapping = log.iter().filter(|(_, s2, e2)| s2 <= s && e2 > s).count();
+            assert!(
+                overlapping <= 2,
+                "{n}: {overlapping} running at once: {log:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_skips_only_its_dependents() {
+        let g = diamond();
+        let (endings, _) = simulate(
+            &g,
+            Walk::Dependents,
+            4,
+            FailurePolicy::SkipDependents,
+            &[],
+            &["fast"],
+        )
+        .await;
+        let end = |n: &str| endings.iter().find(|(x, _)| x == n).unwrap().1.clone();
+        assert_eq!(end("fast"), Ending::Visited(Visit::Failed));
+        assert!(matches!(end("after-fast"), Ending::Skipped(_)));
+        assert!(matches!(end("top"), Ending::Skipped(_)));
+        assert_eq!(end("slow"), Ending::Visited(Visit::Succeeded));
+    }
+
+    #[tokio::test]
+    async fn stop_starts_nothing_new_but_lets_running_ones_finish() {
+        let g = diamond();
+        let (endings, _) = simulate(
+            &g,
+            Walk::Dependents,
+            4,
+            FailurePolicy::Stop,
+            &[("slow", 150), ("fast", 10)],
+            &["fast"],
+        )
+        .await;
+        let end = |n: &str| endings.iter().find(|(x, _)| x == n).unwrap().1.clone();
+        assert_eq!(
+            end("slow"),
+            Ending::Visited(Visit::Succeeded),
+            "running one finished"
+        );
+        assert_eq!(end("after-fast"), Ending::Stopped);
+        assert_eq!(end("top"), Ending::Stopped);
+    }
+
+    #[tokio::test]
+    async fn continue_runs_dependents_anyway() {
+        let g = diamond();
+        let (endings, _) = simulate(
+            &g,
+            Walk::Dependents,
+            4,
+            FailurePolicy::Continue,
+            &[],
+            &["fast"],
+        )
+        .await;
+        let end = |n: &str| endings.iter().find(|(x, _)| x == n).unwrap().1.clone();
+        assert_eq!(end("after-fast"), Ending::Visited(Visit::Succeeded));
+        assert_eq!(end("top"), Ending::Visited(Visit::Succeeded));
+    }
+
+    #[tokio::test]
+    async fn destroys_walk_the_graph_in_reverse() {
+        let g = diamond();
+        let (_, log) = simulate(
+            &g,
+            Walk::Dependencies,
+            4,
+            FailurePolicy::SkipDependents,
+            &[],
+            &[],
+        )
+        .await;
+        assert!(times(&log, "top").2 <= times(&log, "slow").1);
+        assert!(times(&log, "slow").2 <= times(&log, "net").1);
+    }
+
+    #[tokio::test]
+    async fn cancellation_starts_nothing_more() {
+        let g = graph(&[("a", &[]), ("b", &["a"])]);
+        let schedule = Schedule {
+            graph: &g,
+            selections: vec![g.all()],
+            walk: Walk::Dependents,
+            max_parallel: 2,
+            policy: FailurePolicy::SkipDependents,
+        };
+        let cancel = CancellationToken::new();
+        let endings = run(&schedule, &cancel, |_| {
+            let cancel = cancel.clone();
+            async move {
+                cancel.cancel();
+                Visit::Cancelled
+            }
+        })
+        .await;
+        assert_eq!(endings[0].1, Ending::Visited(Visit::Cancelled));
+        assert_eq!(endings[1].1, Ending::NotStarted);
+    }
+}

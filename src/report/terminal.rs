@@ -1,0 +1,190 @@
+//! The live report of a run for people: one line per component event with
+//! the time since the start, each component's own output prefixed with its
+//! name, and, in a terminal, a progress line with counts by status.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::events::{Event, Status, Stream, Target};
+
+/// Prints a run's events to stderr.
+pub struct Terminal {
+    start: Instant,
+    multi_cloud: bool,
+    width: usize,
+    total: usize,
+    running: usize,
+    done: Vec<Status>,
+    progress: Option<ProgressBar>,
+}
+
+impl Terminal {
+    /// A report on stderr; the progress line appears only in a terminal.
+    pub fn new() -> Terminal {
+        Terminal {
+            start: Instant::now(),
+            multi_cloud: false,
+            width: 0,
+            total: 0,
+            running: 0,
+            done: Vec::new(),
+            progress: None,
+        }
+    }
+
+    fn label(&self, target: &Target) -> String {
+        if self.multi_cloud {
+            format!("{}/{}", target.cloud, target.component)
+        } else {
+            target.component.to_string()
+        }
+    }
+
+    fn say(&self, line: String) {
+        match &self.progress {
+            Some(p) => p.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn stamp(&self) -> String {
+        format!("[{:>7}]", seconds(self.start.elapsed()))
+    }
+
+    fn update_progress(&self) {
+        if let Some(p) = &self.progress {
+            let count = |s: Status| self.done.iter().filter(|d| **d == s).count();
+            let mut parts = vec![
+                format!("{}/{} done", self.done.len(), self.total),
+                format!("{} running", self.running),
+            ];
+            for s in [Status::Failed, Status::Skipped, Status::Cancelled] {
+                let n = count(s);
+                if n > 0 {
+                    parts.push(format!("{n} {s}"));
+                }
+            }
+            p.set_message(parts.join(" · "));
+        }
+    }
+}
+
+impl Default for Terminal {
+    fn default() -> Self {
+        Terminal::new()
+    }
+}
+
+/// A duration as `1.2s` or `3m04s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+impl crate::events::Subscriber for Terminal {
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                run_id,
+                environment,
+                targets,
+            } => {
+                self.start = Instant::now();
+                self.total = targets.len();
+                self.multi_cloud = targets.iter().any(|(t, _)| t.cloud != targets[0].0.cloud);
+                self.width = targets
+                    .iter()
+                    .map(|(t, _)| self.label(t).len())
+                    .max()
+                    .unwrap_or(0);
+                if std::io::stderr().is_terminal() {
+                    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    self.progress = Some(bar);
+                }
+                self.say(format!(
+                    "Run {run_id}: {} component{} in {environment}",
+                    self.total,
+                    if self.total == 1 { "" } else { "s" }
+                ));
+                self.update_progress();
+            }
+            Event::Started { target, action, .. } => {
+                self.running += 1;
+                self.say(format!(
+                    "{} {:<w$}  started ({})",
+                    self.stamp(),
+                    self.label(target),
+                    action.as_str(),
+                    w = self.width
+                ));
+                self.update_progress();
+            }
+            Event::Line {
+                target,
+                stream,
+                text,
+            } => {
+                let bar = if *stream == Stream::Stderr { "!" } else { "|" };
+                self.say(format!(
+                    "{:<w$} {bar} {text}",
+                    self.label(target),
+                    w = self.width + 10
+                ));
+            }
+            Event::Retrying {
+                target,
+                attempt,
+                delay,
+                pattern,
+            } => {
+                self.say(format!(
+                    "{} {:<w$}  attempt {attempt} failed with a transient error (matched `{pattern}`); retrying in {}",
+                    self.stamp(),
+                    self.label(target),
+                    seconds(*delay),
+                    w = self.width
+                ));
+            }
+            Event::Finished(f) => {
+                if f.started_at.is_some() {
+                    self.running = self.running.saturating_sub(1);
+                }
+                self.done.push(f.status);
+                let mut line = format!(
+                    "{} {:<w$}  {}",
+                    self.stamp(),
+                    self.label(&f.target),
+                    f.status,
+                    w = self.width
+                );
+                if f.started_at.is_some() {
+                    line.push_str(&format!(" in {}", seconds(f.duration())));
+                }
+                if f.attempts > 1 {
+                    line.push_str(&format!(" after {} attempts", f.attempts));
+                }
+                if let Some(e) = &f.error {
+                    line.push_str(&format!(": {e}"));
+                }
+                self.say(line);
+                self.update_progress();
+            }
+            Event::RunFinished { .. } => {
+                if let Some(p) = self.progress.take() {
+                    p.finish_and_clear();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! `apply` and `destroy` end to end: the real binary running real shell
+//! components in temporary repositories, with state on disk.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Repo, stderr, stdout};
+use serde_json::Value;
+
+/// A repository whose components are shell commands. Each entry is
+/// `(name, depends_on, apply command)`; every component gets its own
+/// directory and a destroy command that logs its name.
+fn repo(components: &[(&str, &[&str], &str)], extra: &str) -> Repo {
+    let repo = Repo::new();
+    let mut config = String::from(
+        "version: 1\ndefaults:\n  runner: shell\n  retries: 0\nmax_parallel: 8\ncomponents:\n",
+    );
+    for (name, deps, apply) in components {
+        repo.mkdir(&format!("c/{name}"));
+        config.push_str(&format!(
+            "  {name}:\n    path: c/{name}\n    depends_on: [{}]\n    commands:\n      apply: {}\n      destroy: echo destroy {name} >> ../../destroyed.log\n{extra}",
+            deps.join(", "),
+            serde_json::to_string(apply).unwrap()
+        ));
+    }
+    config.push_str("environments:\n  dev: {clouds: [aws]}\n");
+    repo.write("orchestrator.yaml", config);
+    repo
+}
+
+/// A command that records when it starts and ends, in nanoseconds.
+fn timed(name: &str, seconds: f64) -> String {
+    format!(
+        "echo start {name} $(date +%s%N) >> ../../times.log; sleep {seconds}; echo end {name} $(date +%s%N) >> ../../times.log"
+    )
+}
+
+fn times(repo: &Repo) -> Vec<(String, String, u128)> {
+    std::fs::read_to_string(repo.path().join("times.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn at(times: &[(String, String, u128)], event: &str, name: &str) -> u128 {
+    times
+        .iter()
+        .find(|(e, n, _)| e == event && n == name)
+        .map(|t| t.2)
+        .unwrap_or_else(|| panic!("no {event} {name} in {times:?}"))
+}
+
+fn json_run(repo: &Repo, args: &[&str]) -> (Option<i32>, Value) {
+    let mut full = args.to_vec();
+    full.extend(["--format", "json"]);
+    let out = repo.run(&full);
+    let doc = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code(), doc)
+}
+
+fn statuses(doc: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = doc["components"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, c)| (k.clone(), c["status"].as_str().unwrap().to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn state(repo: &Repo) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn dependencies_finish_before_dependents_start_and_independent_ones_overlap() {
+    let repo = repo(
+        &[
+            ("a", &[], &timed("a", 0.4)),
+            ("b", &[], &timed("b", 0.4)),
+            ("c", &["a", "b"], &timed("c", 0.05)),
+        ],
+        "",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let t = times(&repo);
+    assert!(
+        at(&t, "start", "c") >= at(&t, "end", "a") && at(&t, "start", "c") >= at(&t, "end", "b"),
+        "{t:?}"
+    );
+    assert!(
+        at(&t, "start", "a") < at(&t, "end", "b") && at(&t, "start", "b") < at(&t, "end", "a"),
+        "a and b overlap: {t:?}"
+    );
+}
+
+#[test]
+fn sequential_runs_one_at_a_time() {
+    let repo = repo(
+        &[("a", &[], &timed("a", 0.2)), ("b", &[], &timed("b", 0.2))],
+        "",
+    );
+    let (code, _) = json_run(&repo, &["apply", "--env", "dev", "--sequential"]);
+    assert_eq!(code, Some(0));
+    let t = times(&repo);
+    assert!(at(&t, "start", "b") >= at(&t, "end", "a"), "{t:?}");
+}
+
+fn failing_diamond() -> Repo {
+    // net -> bad -> after-bad ; net -> good (slow, so it is running when bad fails)
+    repo(
+        &[
+            ("net", &[], "true"),
+            ("bad", &["net"], "echo boom >&2; exit 3"),
+            ("after-bad", &["bad"], "true"),
+            ("good", &["net"], "sleep 0.5"),
+            ("after-good", &["good"], "true"),
+        ],
+        "",
+    )
+}
+
+#[test]
+fn a_failure_skips_only_its_dependents_and_exits_1() {
+    let repo = failing_diamond();
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["result"], "failed");
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[
+            ("after-bad", "skipped"),
+            ("after-good", "succeeded"),
+            ("bad", "failed"),
+            ("good", "succeeded"),
+            ("net", "succeeded")
+        ])
+    );
+    assert_eq!(
+        doc["components"]["after-bad"]["error"],
+        "skipped because bad failed"
+    );
+    assert!(
+        doc["components"]["bad"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 3")
+    );
+}
+
+#[test]
+fn stop_lets_running_components_finish_and_starts_nothing_new() {
+    let repo = failing_diamond();
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev", "--on-failure", "stop"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[
+            ("after-bad", "skipped"),
+            ("after-good", "skipped"),
+            ("bad", "failed"),
+            ("good", "succeeded"),
+            ("net", "succeeded")
+        ])
+    );
+}
+
+#[test]
+fn continue_runs_dependents_of_a_failure_anyway() {
+    let repo = failing_diamond();
+    let (code, doc) = json_run(
+        &repo,
+        &["apply", "--env", "dev", "--on-failure", "continue"],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["components"]["after-bad"]["status"], "succeeded");
+}
+
+#[test]
+fn a_second_apply_does_nothing_and_resume_runs_only_what_did_not_succeed() {
+    let repo = repo(
+        &[
+            ("net", &[], "echo net >> ../../ran.log"),
+            (
+                "flaky",
+                &["net"],
+                "echo flaky >> ../../ran.log; test -f ../../fixed",
+            ),
+            ("app", &["flaky"], "echo app >> ../../ran.log"),
+        ],
+        "",
+    );
+    let (code, _) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(state(&repo)["components"]["app"]["status"], "skipped");
+    repo.write("fixed", "");
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[("app", "succeeded"), ("flaky", "succeeded")])
+    );
+    assert_eq!(doc["components"]["flaky"]["action"], "update");
+    assert_eq!(doc["components"]["app"]["action"], "update");
+    let ran = std::fs::read_to_string(repo.path().join("ran.log")).unwrap();
+    assert_eq!(ran, "net\nflaky\nflaky\napp\n");
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        doc["components"],
+        serde_json::json!({}),
+        "nothing left to do"
+    );
+}
+
+#[test]
+fn changed_selects_the_edited_component_and_its_dependents_only() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("dns", &["net"], "true"),
+            ("app", &["dns"], "true"),
+            ("other", &["net"], "true"),
+        ],
+        "",
+    );
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    repo.write("environments/dev/dns.yaml", "zone: example.com\n");
+    let (code, doc) = json_run(&repo, &["plan", "--env", "dev", "--changed"]);
+    assert_eq!(code, Some(0));
+    let planned: Vec<(&str, &str)> = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(planned, [("dns", "update"), ("app", "update")]);
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev", "--changed"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[("app", "succeeded"), ("dns", "succeeded")])
+    );
+}
+
+#[test]
+fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("mid", &["net"], "true"),
+            ("top", &["mid"], "true"),
+            ("never", &[], "true"),
+        ],
+        "",
+    );
+    assert_eq!(
+        json_run(
+            &repo,
+            &["apply", "--env", "dev", "--components", "net,mid,top"]
+        )
+        .0,
+        Some(0)
+    );
+    let (code, doc) = json_run(&repo, &["destroy", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let log = std::fs::read_to_string(repo.path().join("destroyed.log")).unwrap();
+    assert_eq!(log, "destroy top\ndestroy mid\ndestroy net\n");
+    assert_eq!(state(&repo)["components"]["net"]["status"], "destroyed");
+    assert!(
+        doc["components"].get("never").is_none(),
+        "never deployed, so not destroyed"
+    );
+}
+
+#[test]
+fn a_dependency_outside_the_run_must_be_deployed_or_the_run_refuses() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("app", &["net"], "echo ran > ../../app.ran"),
+        ],
+        "",
+    );
+    let out = repo.run(&["apply", "--env", "dev", "--components", "app"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("net on aws (needed by app)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--with-deps"));
+    assert!(!repo.path().join("app.ran").exists());
+    assert!(
+        !repo
+            .path()
+            .join(".orchestrator/state/dev-aws.json")
+            .exists(),
+        "nothing recorded"
+    );
+    let (code, doc) = json_run(
+        &repo,
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--components",
+            "app",
+            "--with-deps",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[("app", "succeeded"), ("net", "succeeded")])
+    );
+    let (code, _) = json_run(&repo, &["apply", "--env", "dev", "--components", "app"]);
+    assert_eq!(code, Some(0), "net is deployed now, so app alone may run");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_touches_nothing() {
+    let repo = repo(&[("net", &[], "echo ran > ../../net.ran")], "");
+    let out = repo.run(&["apply", "--env", "dev", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("net        create"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!repo.path().join("net.ran").exists());
+    assert!(!repo.path().join(".orchestrator").exists());
+}
+
+#[test]
+fn components_see_their_environment_and_values_and_their_outputs_are_recorded() {
+    let repo = repo(
+        &[(
+            "net",
+            &[],
+            "printf '%s %s %s\\n' \"$ORCHESTRATOR_ENV\" \"$ORCHESTRATOR_CLOUD\" \"$ORCHESTRATOR_COMPONENT\" > ../../seen; cp \"$ORCHESTRATOR_CONFIG\" ../../values.json; echo '{\"vpc_id\": \"vpc-123\"}' > \"$ORCHESTRATOR_OUTPUTS\"; echo \"$GREETING\" >> ../../seen",
+        )],
+        "    env: {GREETING: hello}\n",
+    );
+    repo.write(
+        "environments/dev/net.yaml",
+        "cidr: 10.0.0.0/16\nzones: [a, b]\n",
+    );
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("seen")).unwrap(),
+        "dev aws net\nhello\n"
+    );
+    let values: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.path().join("values.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        values,
+        serde_json::json!({"cidr": "10.0.0.0/16", "zones": ["a", "b"]})
+    );
+    assert_eq!(
+        state(&repo)["components"]["net"]["outputs"],
+        serde_json::json!({"vpc_id": "vpc-123"})
+    );
+    let log = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(log.join("aws/net.log").exists());
+}
+
+#[test]
+fn a_timeout_fails_the_component() {
+    let repo = repo(&[("slow", &[], "sleep 30")], "    timeout: 1s\n");
+    let started = Instant::now();
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        doc["components"]["slow"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{doc}"
+    );
+}
+
+fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+#[test]
+fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process() {
+    // The component ignores SIGINT and has a grandchild, so only the SIGKILL
+    // after the grace period ends them.
+    let repo = repo(
+        &[
+            (
+                "stubborn",
+                &[],
+                "trap '' INT; sleep 60 & echo $! > ../../grandchild.pid; echo $$ > ../../child.pid; wait",
+            ),
+            ("after", &["stubborn"], "true"),
+        ],
+        "",
+    );
+    let child = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+        .current_dir(repo.path())
+        .args(["apply", "--env", "dev", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = repo.path().join("grandchild.pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(pid_file.exists() && repo.path().join("child.pid").exists()) {
+        assert!(Instant::now() < deadline, "component never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let read_pid = |f: &str| {
+        std::fs::read_to_string(repo.path().join(f))
+            .unwrap()
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+    };
+    let (grandchild, component) = (read_pid("grandchild.pid"), read_pid("child.pid"));
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out: Output = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["result"], "cancelled");
+    let recorded = state(&repo);
+    assert_eq!(recorded["components"]["stubborn"]["status"], "cancelled");
+    assert_eq!(recorded["components"]["after"]["status"], "cancelled");
+    let gone = Instant::now() + Duration::from_secs(2);
+    while (pid_alive(grandchild) || pid_alive(component)) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !pid_alive(grandchild) && !pid_alive(component),
+        "processes left behind"
+    );
+}
+
+#[test]
+fn a_corrupt_state_file_is_refused_and_left_as_it_was() {
+    let repo = repo(&[("net", &[], "echo ran > ../../net.ran")], "");
+    let corrupt = "{\n  \"serial\": 3,\n  oops\n}\n";
+    repo.write(".orchestrator/state/dev-aws.json", corrupt);
+    let out = repo.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dev-aws.json:3:3"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap(),
+        corrupt
+    );
+    assert!(!repo.path().join("net.ran").exists());
+}
+
+#[test]
+fn a_state_file_from_a_newer_version_is_refused() {
+    let repo = repo(&[("net", &[], "true")], "");
+    let newer =
+        r#"{"schema_version": 2, "environment": "dev", "cloud": "aws", "something_new": true}"#;
+    repo.write(".orchestrator/state/dev-aws.json", newer);
+    let out = repo.run(&["plan", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("newer"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap(),
+        newer
+    );
+}
+
+#[test]
+fn status_and_state_next_show_what_is_done_and_what_can_run() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("app", &["net"], "true"),
+            ("other", &[], "exit 1"),
+        ],
+        "",
+    );
+    let (code, _) = json_run(
+        &repo,
+        &["apply", "--env", "dev", "--components", "net,other"],
+    );
+    assert_eq!(code, Some(1));
+    let (_, status) = json_run(&repo, &["status", "--env", "dev"]);
+    assert_eq!(status["components"]["net"]["status"], "succeeded");
+    assert_eq!(status["components"]["net"]["current"], true);
+    assert_eq!(status["components"]["other"]["status"], "failed");
+    assert_eq!(status["components"]["app"]["status"], Value::Null);
+    let (_, next) = json_run(&repo, &["state", "next", "--env", "dev"]);
+    assert_eq!(next["next"], serde_json::json!(["app", "other"]));
+}
+
+#[test]
+fn state_set_records_an_operator_decision_with_its_reason() {
+    let repo = repo(&[("net", &[], "exit 1"), ("app", &["net"], "true")], "");
+    let out = repo.run(&[
+        "state",
+        "set",
+        "--env",
+        "dev",
+        "--component",
+        "net",
+        "--status",
+        "succeeded",
+        "--reason",
+        "applied by hand",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record = &state(&repo)["components"]["net"];
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["error"], "set by hand: applied by hand");
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0), "net is done, so only app runs: {doc}");
+    assert_eq!(statuses(&doc), pairs(&[("app", "succeeded")]));
+}
+
+#[test]
+fn the_example_applies_end_to_end_with_parallel_branches() {
+    let root = common::project_root();
+    let repo = Repo::new();
+    for entry in ["orchestrator.yaml", "environments", "examples"] {
+        copy(&root.join(entry), &repo.path().join(entry));
+    }
+    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+        .current_dir(repo.path())
+        .env("EXAMPLE_SPEED", "0")
+        .args(["apply", "--env", "dev", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["components"].as_object().unwrap().len(),
+        14,
+        "7 components on 2 clouds"
+    );
+    assert!(
+        doc["components"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|c| c["status"] == "succeeded")
+    );
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
