@@ -588,3 +588,18 @@ fn validate_json_lists_errors_on_stdout_and_still_exits_2() {
     assert_eq!(e["key"], "components.addons.runner");
     assert_eq!(e["hint"], "did you mean `helm`?");
 }
+
+#[test]
+fn retry_patterns_must_be_valid_regular_expressions() {
+    rejects(
+        &with(
+            "  timeout: 5m\n",
+            "  timeout: 5m\n  retry_on: ['rate limit', 'unclosed (group']\n",
+        ),
+        &[
+            "orchestrator.yaml:5:28",
+            "defaults.retry_on",
+            "`unclosed (group` is not a valid regular expression",
+        ],
+    );
+}

@@ -607,3 +607,138 @@ fn copy(from: &Path, to: &Path) {
         std::fs::copy(from, to).unwrap();
     }
 }
+
+#[test]
+fn retry_on_replaces_the_built_in_transient_patterns() {
+    let flaky =
+        "if [ -f ../../{m} ]; then echo ok; else touch ../../{m}; echo '{msg}' >&2; exit 1; fi";
+    let repo = repo(
+        &[
+            (
+                "custom",
+                &[],
+                &flaky
+                    .replace("{m}", "custom.marker")
+                    .replace("{msg}", "quota service says: try later"),
+            ),
+            (
+                "builtin",
+                &[],
+                &flaky
+                    .replace("{m}", "builtin.marker")
+                    .replace("{msg}", "net/http: TLS handshake timeout"),
+            ),
+        ],
+        "    retries: 2\n    retry_delay: 10ms\n    retry_on: ['try later']\n",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["components"]["custom"]["status"], "succeeded");
+    assert_eq!(doc["components"]["custom"]["attempts"], 2);
+    assert_eq!(
+        doc["components"]["builtin"]["status"], "failed",
+        "the built-in set no longer applies"
+    );
+    assert_eq!(doc["components"]["builtin"]["attempts"], 1);
+}
+
+#[test]
+fn tofu_components_run_init_then_apply_with_their_values_as_a_var_file() {
+    let repo = Repo::new();
+    repo.mkdir("stacks/net");
+    repo.write(
+        "orchestrator.yaml",
+        "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
+    );
+    repo.write("environments/dev/net.yaml", "cidr: 10.1.0.0/16\n");
+    let bin = repo.path().join("bin");
+    let fake = "#!/bin/sh\necho \"$*\" >> \"$RECORD\"\nfor a in \"$@\"; do case $a in -var-file=*) cat \"${a#-var-file=}\" > \"$VALUES\";; esac; done\n";
+    repo.write("bin/tofu", fake);
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(bin.join("tofu")).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(
+        bin.join("tofu"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+        .current_dir(repo.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("RECORD", repo.path().join("argv.log"))
+        .env("VALUES", repo.path().join("values.json"))
+        .args(["apply", "--env", "dev", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let argv = std::fs::read_to_string(repo.path().join("argv.log")).unwrap();
+    let lines: Vec<&str> = argv.lines().collect();
+    assert_eq!(lines[0], "init -input=false");
+    assert!(
+        lines[1].starts_with("apply -auto-approve -input=false -var-file=/"),
+        "{argv}"
+    );
+    assert!(lines[1].ends_with("/net.values.json"), "{argv}");
+    let values: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.path().join("values.json")).unwrap())
+            .unwrap();
+    assert_eq!(values, serde_json::json!({"cidr": "10.1.0.0/16"}));
+}
+
+#[test]
+fn killing_the_orchestrator_with_sigkill_never_leaves_a_torn_state_file() {
+    let names: Vec<String> = (0..60).map(|i| format!("c{i:02}")).collect();
+    let specs: Vec<(&str, &[&str], &str)> = names
+        .iter()
+        .map(|n| (n.as_str(), &[][..], "true"))
+        .collect();
+    let repo = repo(&specs, "");
+    let path = repo.path().join(".orchestrator/state/dev-aws.json");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut last_serial = 0;
+    for _ in 0..25 {
+        let _ = std::fs::remove_dir_all(repo.path().join(".orchestrator/logs"));
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+            .current_dir(repo.path())
+            .args([
+                "apply",
+                "--env",
+                "dev",
+                "--format",
+                "json",
+                "--on-failure",
+                "continue",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(5..150)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if path.exists() {
+            let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .expect("state parses after SIGKILL");
+            let serial = doc["serial"].as_u64().unwrap();
+            assert!(
+                serial >= last_serial,
+                "serial went back from {last_serial} to {serial}"
+            );
+            last_serial = serial;
+        }
+        // Start over half of the time so runs are killed at every stage.
+        if rng.bool() {
+            let _ = std::fs::remove_file(&path);
+            last_serial = 0;
+        }
+    }
+}

@@ -106,6 +106,8 @@ fn component(runner: Runner, commands: Commands, env: &[(&str, &str)]) -> Compon
         commands,
         timeout: Duration::from_secs(10),
         retries: 0,
+        retry_delay: Duration::from_millis(10),
+        retry_on: None,
         env: env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

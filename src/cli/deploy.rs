@@ -16,7 +16,6 @@ use super::{
 };
 use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
-use crate::exec::runner::Backoff;
 use crate::fingerprint::Fingerprinter;
 use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
@@ -128,7 +127,6 @@ pub(super) fn run(
             args.max_parallel.unwrap_or(config.max_parallel) as usize
         },
         grace: GRACE,
-        backoff: Backoff::default(),
     };
     let started = std::time::Instant::now();
     let (result, mut finished) = {

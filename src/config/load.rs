@@ -381,6 +381,39 @@ impl Walker<'_> {
             .ok()
     }
 
+    /// A list of regular expressions, each compiled to check it.
+    fn patterns(&mut self, node: &Node, at: At<'_>) -> Option<Vec<Located<String>>> {
+        let items = self.list(node, at)?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(text) = self.string(item, at) else {
+                continue;
+            };
+            match regex::RegexBuilder::new(&text)
+                .case_insensitive(true)
+                .build()
+            {
+                Ok(_) => out.push(Located::new(text, item.pos)),
+                Err(e) => {
+                    let detail = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .trim_start_matches("error: ")
+                        .to_string();
+                    self.error(
+                        item.pos,
+                        at,
+                        format!("`{text}` is not a valid regular expression: {detail}"),
+                    );
+                }
+            }
+        }
+        Some(out)
+    }
+
     fn env_vars(&mut self, node: &Node, at: At<'_>) -> IndexMap<String, String> {
         let entries = match &node.value {
             Value::Map(entries) => entries.as_slice(),
@@ -447,6 +480,12 @@ impl Walker<'_> {
             retries: f
                 .get("retries")
                 .and_then(|(_, n)| self.int(n, at("retries"), 0)),
+            retry_delay: f
+                .get("retry_delay")
+                .and_then(|(_, n)| self.timeout(n, at("retry_delay"))),
+            retry_on: f
+                .get("retry_on")
+                .and_then(|(_, n)| self.patterns(n, at("retry_on"))),
             env: f
                 .get("env")
                 .map(|(_, n)| self.env_vars(n, at("env")))
@@ -501,6 +540,8 @@ impl Walker<'_> {
             commands: None,
             timeout: None,
             retries: None,
+            retry_delay: None,
+            retry_on: None,
             env: IndexMap::new(),
             verify: Vec::new(),
             pos,
@@ -562,6 +603,12 @@ impl Walker<'_> {
         spec.retries = f
             .get("retries")
             .and_then(|(_, n)| self.int(n, at("retries"), 0));
+        spec.retry_delay = f
+            .get("retry_delay")
+            .and_then(|(_, n)| self.timeout(n, at("retry_delay")));
+        spec.retry_on = f
+            .get("retry_on")
+            .and_then(|(_, n)| self.patterns(n, at("retry_on")));
         spec.env = f
             .get("env")
             .map(|(_, n)| self.env_vars(n, at("env")))

@@ -32,6 +32,8 @@ use model::ConfigFile;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Extra attempts after a transient error when neither component nor defaults say.
 pub const DEFAULT_RETRIES: u32 = 2;
+/// The delay before the first retry when neither component nor defaults say.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// The runner when neither component nor defaults say.
 pub const DEFAULT_RUNNER: Runner = Runner::Tofu;
 
@@ -75,6 +77,10 @@ pub struct Component {
     pub timeout: Duration,
     /// Extra attempts after a transient error.
     pub retries: u32,
+    /// The delay before the first retry.
+    pub retry_delay: Duration,
+    /// Patterns of errors worth a retry; `None` means the built-in set.
+    pub retry_on: Option<Vec<String>>,
     /// Environment variables: the defaults' overlaid with its own.
     pub env: IndexMap<String, String>,
     /// Checks to run after apply, kept as written.
@@ -227,6 +233,14 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
                     .or(defaults.timeout)
                     .map_or(DEFAULT_TIMEOUT, |t| t.0),
                 retries: spec.retries.or(defaults.retries).unwrap_or(DEFAULT_RETRIES),
+                retry_delay: spec
+                    .retry_delay
+                    .or(defaults.retry_delay)
+                    .map_or(DEFAULT_RETRY_DELAY, |t| t.0),
+                retry_on: spec
+                    .retry_on
+                    .or_else(|| defaults.retry_on.clone())
+                    .map(|patterns| patterns.into_iter().map(|p| p.value).collect()),
                 env,
                 verify: spec.verify,
             }

@@ -118,6 +118,14 @@ pub struct Defaults {
     /// Extra attempts after a transient error (default 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// The delay before the first retry (default `5s`); later ones double,
+    /// with jitter, up to a minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<Timeout>,
+    /// Regular expressions (case-insensitive) for the errors worth a retry;
+    /// they replace the built-in set of transient errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<Located<String>>>,
     /// Environment variables for every component.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
@@ -125,7 +133,14 @@ pub struct Defaults {
 
 impl Defaults {
     /// The keys this mapping accepts.
-    pub const KEYS: &'static [&'static str] = &["runner", "timeout", "retries", "env"];
+    pub const KEYS: &'static [&'static str] = &[
+        "runner",
+        "timeout",
+        "retries",
+        "retry_delay",
+        "retry_on",
+        "env",
+    ];
 }
 
 /// One component: a deployable unit with its own tool, path and dependencies.
@@ -153,6 +168,13 @@ pub struct ComponentSpec {
     /// Extra attempts after a transient error (default from `defaults.retries`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// The delay before the first retry (default from `defaults.retry_delay`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<Timeout>,
+    /// Regular expressions for the errors worth a retry (default from
+    /// `defaults.retry_on`, else the built-in set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<Located<String>>>,
     /// Environment variables, added to `defaults.env`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
@@ -174,6 +196,8 @@ impl ComponentSpec {
         "commands",
         "timeout",
         "retries",
+        "retry_delay",
+        "retry_on",
         "env",
         "verify",
     ];

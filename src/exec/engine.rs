@@ -105,8 +105,6 @@ pub struct Options {
     pub max_parallel: usize,
     /// How long a stopped component gets between SIGINT and SIGKILL.
     pub grace: Duration,
-    /// Delays between retries.
-    pub backoff: Backoff,
 }
 
 /// Everything a visit needs, shared by the concurrent visits.
@@ -449,10 +447,18 @@ fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
     } else {
         presets::Action::Apply
     };
-    let mut job =
-        Job::new(component, action, &step_ctx, ctx.transient.clone()).map_err(|e| e.to_string())?;
+    let transient = match &component.retry_on {
+        None => ctx.transient.clone(),
+        Some(patterns) => Arc::new(TransientPatterns::new(patterns).map_err(|e| e.to_string())?),
+    };
+    let mut job = Job::new(component, action, &step_ctx, transient).map_err(|e| e.to_string())?;
     job.grace = ctx.options.grace;
-    job.backoff = ctx.options.backoff;
+    // Retries start after the component's delay and double, with jitter,
+    // up to the runner's cap (or the delay itself, when that is longer).
+    job.backoff = Backoff {
+        base: component.retry_delay,
+        max: Backoff::default().max.max(component.retry_delay),
+    };
     Ok(job)
 }
 

@@ -248,6 +248,8 @@ mod tests {
             commands,
             timeout: Duration::from_secs(60),
             retries: 0,
+            retry_delay: Duration::from_millis(10),
+            retry_on: None,
             env: IndexMap::new(),
             verify: Vec::new(),
         }
