@@ -20,6 +20,9 @@ use crate::graph::Walk;
 use crate::plan::{self, Action, Observed, Plan, Recorded, Request};
 use crate::state::{ComponentRecord, StateError, StateFile, store};
 
+/// The shared values file of components that have none.
+const EMPTY_VALUES: &str = "empty.values.json";
+
 /// One cloud of an environment as found before a run.
 #[derive(Debug, Clone)]
 pub struct Observation {
@@ -113,7 +116,8 @@ struct Context {
     root: PathBuf,
     env: EnvName,
     clouds: Vec<CloudName>,
-    plans: Vec<Plan>,
+    /// `[cloud][component]`: the planned action and fingerprint.
+    planned: Vec<Vec<Option<(Action, String)>>>,
     destroy: bool,
     options: Options,
     transient: Arc<TransientPatterns>,
@@ -171,6 +175,16 @@ pub async fn execute(
             return (RunResult::Failed, Vec::new());
         }
     };
+    // Each cloud's values and outputs go in a directory of their own; every
+    // component without values shares one empty file.
+    let prepared = plans
+        .iter()
+        .try_for_each(|p| std::fs::create_dir_all(scratch.path().join(p.cloud.as_str())))
+        .and_then(|()| std::fs::write(scratch.path().join(EMPTY_VALUES), "{}"));
+    if let Err(e) = prepared {
+        eprintln!("error: cannot prepare {}: {e}", scratch.path().display());
+        return (RunResult::Failed, Vec::new());
+    }
     let (tx, mut rx) = unbounded_channel();
     let root = std::fs::canonicalize(if config.root.as_os_str().is_empty() {
         Path::new(".")
@@ -179,10 +193,22 @@ pub async fn execute(
     })
     .unwrap_or_else(|_| config.root.clone());
     let clouds: Vec<CloudName> = plans.iter().map(|p| p.cloud.clone()).collect();
+    let planned: Vec<Vec<Option<(Action, String)>>> = plans
+        .iter()
+        .map(|p| {
+            let mut row = vec![None; graph.len()];
+            for c in &p.components {
+                if let Some(i) = graph.index_of(c.name.as_str()) {
+                    row[i] = Some((c.action, c.fingerprint.clone()));
+                }
+            }
+            row
+        })
+        .collect();
     let targets = schedule
         .units()
         .into_iter()
-        .map(|u| (target(&clouds, config, u), action_of(&plans, config, u)))
+        .map(|u| (target(&clouds, config, u), action_of(&planned, u)))
         .collect();
     let _ = tx.send(Event::RunStarted {
         run_id: options.run_id,
@@ -194,7 +220,7 @@ pub async fn execute(
         root,
         env: env.clone(),
         clouds,
-        plans,
+        planned,
         destroy,
         options,
         transient: TransientPatterns::defaults(),
@@ -245,13 +271,13 @@ pub async fn execute(
                     let now = SystemTime::now();
                     let _ = ctx.events.send(Event::Finished(Box::new(Finished {
                         target: target(&ctx.clouds, &ctx.config, unit),
-                        action: action_of(&ctx.plans, &ctx.config, unit),
+                        action: action_of(&ctx.planned, unit),
                         status,
                         attempts: 0,
                         started_at: None,
                         finished_at: now,
                         error: Some(error),
-                        fingerprint: fingerprint_of(&ctx.plans, &ctx.config, unit),
+                        fingerprint: fingerprint_of(&ctx.planned, unit),
                         outputs: Default::default(),
                         tail: Vec::new(),
                     })));
@@ -285,21 +311,16 @@ fn target(clouds: &[CloudName], config: &Config, unit: Unit) -> Target {
     }
 }
 
-fn planned<'p>(plans: &'p [Plan], config: &Config, unit: Unit) -> Option<&'p plan::Planned> {
-    let name = config.graph.name(unit.component);
-    plans[unit.cloud]
-        .components
-        .iter()
-        .find(|p| &p.name == name)
+fn action_of(planned: &[Vec<Option<(Action, String)>>], unit: Unit) -> Action {
+    planned[unit.cloud][unit.component]
+        .as_ref()
+        .map_or(Action::Noop, |(a, _)| *a)
 }
 
-fn action_of(plans: &[Plan], config: &Config, unit: Unit) -> Action {
-    planned(plans, config, unit).map_or(Action::Noop, |p| p.action)
-}
-
-fn fingerprint_of(plans: &[Plan], config: &Config, unit: Unit) -> String {
-    planned(plans, config, unit)
-        .map(|p| p.fingerprint.clone())
+fn fingerprint_of(planned: &[Vec<Option<(Action, String)>>], unit: Unit) -> String {
+    planned[unit.cloud][unit.component]
+        .as_ref()
+        .map(|(_, f)| f.clone())
         .unwrap_or_default()
 }
 
@@ -308,7 +329,7 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
     let component = &ctx.config.components[unit.component];
     let target = target(&ctx.clouds, &ctx.config, unit);
     let cloud = &ctx.clouds[unit.cloud];
-    let action = action_of(&ctx.plans, &ctx.config, unit);
+    let action = action_of(&ctx.planned, unit);
     let started_at = SystemTime::now();
     let _ = ctx.events.send(Event::Started {
         target: target.clone(),
@@ -324,7 +345,7 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
             started_at: Some(started_at),
             finished_at: SystemTime::now(),
             error,
-            fingerprint: fingerprint_of(&ctx.plans, &ctx.config, unit),
+            fingerprint: fingerprint_of(&ctx.planned, unit),
             outputs,
             tail,
         })));
@@ -435,11 +456,19 @@ fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
     let cloud = &ctx.clouds[unit.cloud];
     let values =
         values::load(&ctx.config, &ctx.env, &component.name).map_err(|r| r.render(false))?;
-    let dir = ctx.scratch.join(cloud.as_str());
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let values_file = dir.join(format!("{}.values.json", component.name));
-    std::fs::write(&values_file, values.to_string())
-        .map_err(|e| format!("cannot write {}: {e}", values_file.display()))?;
+    // Components without values share one empty file rather than each
+    // writing its own.
+    let values_file = if values.as_object().is_some_and(|m| m.is_empty()) {
+        ctx.scratch.join(EMPTY_VALUES)
+    } else {
+        let file = ctx
+            .scratch
+            .join(cloud.as_str())
+            .join(format!("{}.values.json", component.name));
+        std::fs::write(&file, values.to_string())
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        file
+    };
     let mut step_ctx = StepContext::new(&ctx.root, component, &ctx.env, cloud, values_file);
     step_ctx.outputs_file = Some(outputs_path(ctx, cloud, component.name.as_str()));
     let action = if ctx.destroy {

@@ -215,10 +215,7 @@ fn shell(
         Action::Destroy => commands.destroy.as_ref(),
     };
     match (command, action) {
-        (Some(command), _) => {
-            let script = command.expand(&ctx.env, &ctx.cloud);
-            Ok(vec![Step::new("sh", &["-c", &script])])
-        }
+        (Some(command), _) => Ok(vec![shell_step(&command.expand(&ctx.env, &ctx.cloud))]),
         // A plan is only a preview: a component that cannot show one still
         // deploys, so this is not an error.
         (None, Action::Plan) => Ok(Vec::new()),
@@ -226,6 +223,36 @@ fn shell(
             component: component.name.clone(),
             action,
         }),
+    }
+}
+
+/// Characters that mean something to the shell: a command holding any of
+/// them needs `sh -c`.
+const SHELL_SYNTAX: &[char] = &[
+    '|', '&', ';', '<', '>', '(', ')', '$', '`', '\\', '"', '\'', '*', '?', '[', ']', '#', '~',
+    '=', '%', '{', '}', '!', '\n',
+];
+
+/// Words the shell understands itself (builtins and keywords), which have
+/// no program of that name to run, or behave differently as one.
+const SHELL_WORDS: &[&str] = &[
+    ".", ":", "alias", "break", "case", "cd", "command", "continue", "echo", "eval", "exec",
+    "exit", "export", "for", "getopts", "hash", "if", "printf", "read", "readonly", "return",
+    "set", "shift", "test", "times", "trap", "type", "ulimit", "umask", "unalias", "unset",
+    "until", "wait", "while",
+];
+
+/// A shell command as a step. Like make, a command with no shell syntax
+/// runs directly, split on whitespace: the result is the same, and the
+/// shell's extra process (and its start-up time) is saved on every run.
+/// Anything else runs under `sh -c`.
+fn shell_step(script: &str) -> Step {
+    let words: Vec<&str> = script.split_whitespace().collect();
+    let simple =
+        !script.contains(SHELL_SYNTAX) && words.first().is_some_and(|w| !SHELL_WORDS.contains(w));
+    match words.split_first() {
+        Some((program, args)) if simple => Step::new(program, args),
+        _ => Step::new("sh", &["-c", script]),
     }
 }
 
@@ -362,10 +389,48 @@ mod tests {
     fn shell_runs_each_command_with_env_and_cloud_filled_in() {
         let c = component(Runner::Shell, shell_commands());
         let run = |action| steps(&c, action, &ctx(&c)).unwrap();
-        let sh = |script: &str| vec![Step::new("sh", &["-c", script])];
-        assert_eq!(run(Action::Plan), sh("./plan.sh dev"));
-        assert_eq!(run(Action::Apply), sh("./apply.sh dev aws"));
-        assert_eq!(run(Action::Destroy), sh("./destroy.sh --cloud=aws"));
+        assert_eq!(run(Action::Plan), [Step::new("./plan.sh", &["dev"])]);
+        assert_eq!(
+            run(Action::Apply),
+            [Step::new("./apply.sh", &["dev", "aws"])]
+        );
+        assert_eq!(
+            run(Action::Destroy),
+            [Step::new("sh", &["-c", "./destroy.sh --cloud=aws"])]
+        );
+    }
+
+    #[test]
+    fn only_commands_without_shell_syntax_skip_the_shell() {
+        let direct = |s: &str, program: &str, args: &[&str]| {
+            assert_eq!(shell_step(s), Step::new(program, args), "{s}")
+        };
+        direct("sleep 0.2", "sleep", &["0.2"]);
+        direct(
+            "  sh ./component.sh   apply ",
+            "sh",
+            &["./component.sh", "apply"],
+        );
+        direct("true", "true", &[]);
+        let shell = |s: &str| assert_eq!(shell_step(s), Step::new("sh", &["-c", s]), "{s}");
+        for s in [
+            "echo $HOME",
+            "a | b",
+            "a && b",
+            "a; b",
+            "x > out",
+            "ls *.tf",
+            "cd dir",
+            "exit 1",
+            "echo hi",
+            "FOO=1 run",
+            "run 'quoted arg'",
+            "test -f x",
+            "a\nb",
+            "",
+        ] {
+            shell(s);
+        }
     }
 
     #[test]

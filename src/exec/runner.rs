@@ -16,13 +16,14 @@
 //! exits, whatever is left in its group is killed. Otherwise a background
 //! process could hold the output pipes open and the run would never end.
 
-use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -479,7 +480,13 @@ async fn run_step(
 }
 
 fn spawn(job: &Job, step: &Step) -> std::io::Result<Child> {
-    Command::new(&step.program)
+    let path = job
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
+    Command::new(resolve(&step.program, path))
         .args(&step.args)
         .current_dir(&job.cwd)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
@@ -492,6 +499,40 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Child> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
+}
+
+/// The full path of `program` on `path` (the job's PATH, else ours), looked
+/// up once per program and PATH. Spawning by bare name would make every
+/// child try each PATH directory with `execve`, which a run of thousands
+/// of steps pays for in kernel time. Unresolvable names are returned as
+/// they are, so the spawn reports the error.
+fn resolve(program: &str, path: Option<String>) -> PathBuf {
+    /// Resolved paths by program and PATH.
+    type Resolved = HashMap<(String, Option<String>), PathBuf>;
+    static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(Default::default);
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let key = (program.to_string(), path);
+    if let Some(found) = RESOLVED.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return found;
+    }
+    let search = key
+        .1
+        .clone()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    let found = std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program));
+    if let Ok(mut m) = RESOLVED.lock() {
+        m.insert(key, found.clone());
+    }
+    found
 }
 
 /// The next line of a stream still open; pending forever once it is closed,

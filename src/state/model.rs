@@ -26,53 +26,58 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const HISTORY_LIMIT: usize = 50;
 
 /// The recorded state of one environment and cloud.
+///
+/// Fields here and in the records are declared in alphabetical order, so
+/// the file is written with sorted keys straight from the structs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateFile {
-    /// The format version; always [`SCHEMA_VERSION`] once read or created.
-    pub schema_version: u32,
-    /// The environment this file records.
-    pub environment: EnvName,
     /// The cloud this file records.
     pub cloud: CloudName,
-    /// Bumped by one for every recorded batch of changes; the copy with the
-    /// higher serial (and the same lineage) is the newer one.
-    pub serial: u64,
+    /// The latest record of every component that has one.
+    pub components: BTreeMap<ComponentName, ComponentRecord>,
+    /// The environment this file records.
+    pub environment: EnvName,
+    /// The last [`HISTORY_LIMIT`] batches of changes, oldest first.
+    pub history: Vec<HistoryEntry>,
     /// A random id set when the file is created and never changed: two files
     /// with different lineages are different records, not versions of one.
     pub lineage: String,
     /// The run lock, kept as written until the locking format is defined.
+    #[serde(serialize_with = "sorted_option")]
     pub lock: Option<serde_json::Value>,
-    /// The latest record of every component that has one.
-    pub components: BTreeMap<ComponentName, ComponentRecord>,
-    /// The last [`HISTORY_LIMIT`] batches of changes, oldest first.
-    pub history: Vec<HistoryEntry>,
+    /// The format version; always [`SCHEMA_VERSION`] once read or created.
+    pub schema_version: u32,
+    /// Bumped by one for every recorded batch of changes; the copy with the
+    /// higher serial (and the same lineage) is the newer one.
+    pub serial: u64,
 }
 
 /// What is known about one component from the last run that touched it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentRecord {
-    /// Where the component's last action got to.
-    pub status: Status,
     /// The action that was run.
     pub action: RecordAction,
-    /// What change detection compares: the inputs the action ran with.
-    pub fingerprint: Option<String>,
-    /// The git commit the action deployed.
-    pub commit: Option<String>,
-    /// When the action started.
-    pub started_at: Option<Timestamp>,
-    /// When the action ended, whatever the outcome.
-    pub finished_at: Option<Timestamp>,
     /// How many attempts the action took, retries included.
     pub attempts: u32,
-    /// The CI run that did it, when there was one.
-    pub run: Option<RunInfo>,
-    /// The component's outputs, as it reported them.
-    pub outputs: serde_json::Map<String, serde_json::Value>,
+    /// The git commit the action deployed.
+    pub commit: Option<String>,
     /// Why the component failed, was skipped or was cancelled.
     pub error: Option<String>,
+    /// What change detection compares: the inputs the action ran with.
+    pub fingerprint: Option<String>,
+    /// When the action ended, whatever the outcome.
+    pub finished_at: Option<Timestamp>,
+    /// The component's outputs, as it reported them.
+    #[serde(serialize_with = "sorted_map")]
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    /// The CI run that did it, when there was one.
+    pub run: Option<RunInfo>,
+    /// When the action started.
+    pub started_at: Option<Timestamp>,
+    /// Where the component's last action got to.
+    pub status: Status,
 }
 
 /// Where a component's last action got to.
@@ -140,28 +145,28 @@ impl RecordAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunInfo {
-    /// The run's id (GitHub's `GITHUB_RUN_ID`).
-    pub id: u64,
-    /// Which attempt of the run (`GITHUB_RUN_ATTEMPT`).
-    pub attempt: u32,
-    /// A link to the run.
-    pub url: Option<String>,
     /// Who started it.
     pub actor: Option<String>,
+    /// Which attempt of the run (`GITHUB_RUN_ATTEMPT`).
+    pub attempt: u32,
+    /// The run's id (GitHub's `GITHUB_RUN_ID`).
+    pub id: u64,
+    /// A link to the run.
+    pub url: Option<String>,
 }
 
 /// One recorded batch of changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryEntry {
-    /// The serial the batch produced.
-    pub serial: u64,
     /// When it was recorded.
     pub at: Timestamp,
-    /// The CI run that recorded it.
-    pub run: Option<RunInfo>,
     /// Each changed component's new status.
     pub changes: BTreeMap<ComponentName, Status>,
+    /// The CI run that recorded it.
+    pub run: Option<RunInfo>,
+    /// The serial the batch produced.
+    pub serial: u64,
 }
 
 /// A point in time, to the second, written as RFC 3339 in UTC
@@ -285,6 +290,51 @@ impl StateFile {
         let excess = self.history.len().saturating_sub(HISTORY_LIMIT);
         self.history.drain(..excess);
         self.serial
+    }
+}
+
+/// Free-form JSON (outputs, the lock) written with its object keys sorted,
+/// without copying it.
+struct Sorted<'a>(&'a serde_json::Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self.0 {
+            serde_json::Value::Object(map) => sorted_map(map, s),
+            serde_json::Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Sorted(item))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+fn sorted_map<S: serde::Serializer>(
+    map: &serde_json::Map<String, serde_json::Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let mut out = s.serialize_map(Some(keys.len()))?;
+    for k in keys {
+        out.serialize_entry(k, &Sorted(&map[k]))?;
+    }
+    out.end()
+}
+
+fn sorted_option<S: serde::Serializer>(
+    value: &Option<serde_json::Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_some(&Sorted(v)),
+        None => s.serialize_none(),
     }
 }
 

@@ -2,21 +2,26 @@
 //!
 //! Each component's start and end are applied to an in-memory copy of its
 //! cloud's state at once, and a writer thread per file persists the latest
-//! copy whenever it is free. A run of many quick components therefore
-//! costs a handful of writes, not one full rewrite with fsync per event,
-//! and a crash loses at most what finished during the write in progress.
-//! The run waits for the last write before it ends.
+//! copy, at most once every [`WRITE_INTERVAL`]. A run of many quick
+//! components therefore costs a few dozen writes, not a full rewrite with
+//! fsync per event, and a crash loses at most the last interval's changes
+//! (those components run again on resume). The run waits for the last write
+//! before it ends.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::model::{ComponentRecord, RecordAction, RunInfo, StateFile, Status, Timestamp};
 use super::store;
 use crate::config::CloudName;
 use crate::events::{Event, Subscriber};
 use crate::plan::Action;
+
+/// The shortest time between two writes of one state file.
+pub const WRITE_INTERVAL: Duration = Duration::from_millis(25);
 
 /// A subscriber that keeps the state files up to date during a run.
 pub struct Recorder {
@@ -117,6 +122,7 @@ impl Drop for Recorder {
 }
 
 fn write_loop(path: &std::path::Path, shared: &Shared, errors: &Mutex<Vec<String>>) {
+    let mut last_write: Option<Instant> = None;
     loop {
         let snapshot = {
             let Ok(mut p) = shared.pending.lock() else {
@@ -131,9 +137,22 @@ fn write_loop(path: &std::path::Path, shared: &Shared, errors: &Mutex<Vec<String
             if !p.dirty {
                 return; // closing, and everything is written
             }
+            // Let changes gather until the interval since the last write is
+            // over, unless the run is ending.
+            let due = last_write.map(|t| t + WRITE_INTERVAL);
+            while let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
+                if p.closing {
+                    break;
+                }
+                p = match shared.wake.wait_timeout(p, wait) {
+                    Ok((p, _)) => p,
+                    Err(_) => return,
+                };
+            }
             p.dirty = false;
             p.state.clone()
         };
+        last_write = Some(Instant::now());
         if let Err(e) = store::write(path, &snapshot) {
             if let Ok(mut errors) = errors.lock() {
                 errors.push(e.to_string());

@@ -310,9 +310,9 @@ fn corrupt(path: &Path, error: &serde_json::Error) -> StateError {
 /// a newline. `serde_json` keeps insertion order here (`preserve_order`),
 /// so the keys are sorted explicitly.
 fn render(state: &StateFile) -> Result<Vec<u8>, serde_json::Error> {
-    let mut value = serde_json::to_value(state)?;
-    value.sort_all_objects();
-    let mut bytes = serde_json::to_vec_pretty(&value)?;
+    // The model declares its fields in key order and sorts free-form JSON as
+    // it serializes, so this is already the sorted form.
+    let mut bytes = serde_json::to_vec_pretty(state)?;
     bytes.push(b'\n');
     Ok(bytes)
 }
