@@ -91,7 +91,7 @@ fn unknown_key_with_no_near_miss_lists_the_valid_ones() {
         &[
             "orchestrator.yaml:8:5",
             "unknown key `owner` in `components.network`",
-            "valid keys here: description, path, runner",
+            "valid keys here: description, path, depends_on, commands, verify, runner",
         ],
     );
 }

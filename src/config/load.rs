@@ -12,8 +12,8 @@ use indexmap::IndexMap;
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
 use super::model::{
-    Commands, ComponentSpec, ConfigFile, DEFAULT_MAX_PARALLEL, Defaults, EnvironmentSpec, Located,
-    PromotionSpec, Runner, StateSpec, Template, Timeout,
+    Commands, ComponentSpec, ConfigFile, DEFAULT_MAX_PARALLEL, EnvironmentSpec, Located,
+    PromotionSpec, Runner, Settings, StateSpec, Template, Timeout,
 };
 use super::names::{CloudName, ComponentName, EnvName, NameError};
 use crate::yaml::{Key, Node, Pos, Value};
@@ -465,12 +465,17 @@ impl Walker<'_> {
         vars
     }
 
-    fn defaults(&mut self, node: &Node) -> Defaults {
-        let Some(f) = self.mapping(node, "defaults", Defaults::KEYS) else {
-            return Defaults::default();
-        };
-        let at = |key| At("defaults", key);
-        Defaults {
+    fn defaults(&mut self, node: &Node) -> Settings {
+        match self.mapping(node, "defaults", Settings::KEYS) {
+            Some(f) => self.settings(&f, "defaults"),
+            None => Settings::default(),
+        }
+    }
+
+    /// The [`Settings`] keys of a mapping (`defaults`, or a component).
+    fn settings(&mut self, f: &Fields<'_>, path: &str) -> Settings {
+        let at = |key| At(path, key);
+        Settings {
             runner: f
                 .get("runner")
                 .and_then(|(_, n)| self.runner(n, at("runner"))),
@@ -519,34 +524,30 @@ impl Walker<'_> {
 
     fn components(&mut self, node: &Node) -> IndexMap<ComponentName, ComponentSpec> {
         let entries = self.named_entries(node, "components", "components");
+        let allowed = [ComponentSpec::OWN_KEYS, Settings::KEYS].concat();
         let mut out = IndexMap::with_capacity(entries.len());
         for (key, value) in entries {
             let at = At("components", &key.name);
             let Some(name) = self.name(&key.name, key.pos, at, ComponentName::parse) else {
                 continue;
             };
-            let spec = self.component(key.pos, value, &at.to_string());
+            let spec = self.component(key.pos, value, &at.to_string(), &allowed);
             out.insert(name, spec);
         }
         out
     }
 
-    fn component(&mut self, pos: Pos, node: &Node, path: &str) -> ComponentSpec {
+    fn component(&mut self, pos: Pos, node: &Node, path: &str, allowed: &[&str]) -> ComponentSpec {
         let mut spec = ComponentSpec {
             description: None,
             path: Located::new(Template::default(), Pos::default()),
-            runner: None,
             depends_on: Vec::new(),
             commands: None,
-            timeout: None,
-            retries: None,
-            retry_delay: None,
-            retry_on: None,
-            env: IndexMap::new(),
+            settings: Settings::default(),
             verify: Vec::new(),
             pos,
         };
-        let Some(f) = self.mapping(node, path, ComponentSpec::KEYS) else {
+        let Some(f) = self.mapping(node, path, allowed) else {
             return spec;
         };
         let at = |key| At(path, key);
@@ -574,9 +575,6 @@ impl Walker<'_> {
         spec.description = f
             .get("description")
             .and_then(|(_, n)| self.string(n, at("description")));
-        spec.runner = f
-            .get("runner")
-            .and_then(|(_, n)| self.runner(n, at("runner")).map(|r| Located::new(r, n.pos)));
         spec.depends_on = f
             .get("depends_on")
             .map(|(_, n)| self.names(n, at("depends_on"), ComponentName::parse))
@@ -597,22 +595,7 @@ impl Walker<'_> {
                 n.pos,
             ))
         });
-        spec.timeout = f
-            .get("timeout")
-            .and_then(|(_, n)| self.timeout(n, at("timeout")));
-        spec.retries = f
-            .get("retries")
-            .and_then(|(_, n)| self.int(n, at("retries"), 0));
-        spec.retry_delay = f
-            .get("retry_delay")
-            .and_then(|(_, n)| self.timeout(n, at("retry_delay")));
-        spec.retry_on = f
-            .get("retry_on")
-            .and_then(|(_, n)| self.patterns(n, at("retry_on")));
-        spec.env = f
-            .get("env")
-            .map(|(_, n)| self.env_vars(n, at("env")))
-            .unwrap_or_default();
+        spec.settings = self.settings(&f, path);
         spec.verify = f
             .get("verify")
             .and_then(|(_, n)| self.list(n, at("verify")))

@@ -211,8 +211,7 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
     let components = specs
         .into_iter()
         .map(|(name, spec)| {
-            let mut env = defaults.env.clone();
-            env.extend(spec.env);
+            let settings = spec.settings.over(&defaults);
             let mut depends_on: Vec<ComponentName> =
                 spec.depends_on.into_iter().map(|d| d.value).collect();
             depends_on.sort();
@@ -221,27 +220,16 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
                 name,
                 description: spec.description,
                 path: spec.path.value,
-                runner: spec
-                    .runner
-                    .map(|r| r.value)
-                    .or(defaults.runner)
-                    .unwrap_or(DEFAULT_RUNNER),
+                runner: settings.runner.unwrap_or(DEFAULT_RUNNER),
                 depends_on,
                 commands: spec.commands.map(|c| c.value).unwrap_or_default(),
-                timeout: spec
-                    .timeout
-                    .or(defaults.timeout)
-                    .map_or(DEFAULT_TIMEOUT, |t| t.0),
-                retries: spec.retries.or(defaults.retries).unwrap_or(DEFAULT_RETRIES),
-                retry_delay: spec
-                    .retry_delay
-                    .or(defaults.retry_delay)
-                    .map_or(DEFAULT_RETRY_DELAY, |t| t.0),
-                retry_on: spec
+                timeout: settings.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+                retries: settings.retries.unwrap_or(DEFAULT_RETRIES),
+                retry_delay: settings.retry_delay.map_or(DEFAULT_RETRY_DELAY, |t| t.0),
+                retry_on: settings
                     .retry_on
-                    .or_else(|| defaults.retry_on.clone())
                     .map(|patterns| patterns.into_iter().map(|p| p.value).collect()),
-                env,
+                env: settings.env,
                 verify: spec.verify,
             }
         })

@@ -65,7 +65,7 @@ pub struct ConfigFile {
     pub version: u32,
     /// Settings every component inherits unless it sets its own.
     #[serde(default)]
-    pub defaults: Defaults,
+    pub defaults: Settings,
     /// How many components may run at the same time.
     #[serde(default = "default_max_parallel")]
     #[schemars(range(min = 1))]
@@ -105,33 +105,34 @@ fn default_max_parallel() -> u32 {
     DEFAULT_MAX_PARALLEL
 }
 
-/// Settings inherited by every component.
+/// How a component is run: set under `defaults` for every component, and on
+/// a component for that one (what it sets wins).
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Defaults {
-    /// The tool that deploys components (default `tofu`).
+pub struct Settings {
+    /// The tool that deploys the component (built-in default `tofu`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runner: Option<Runner>,
-    /// How long one attempt may run before it is stopped (default `30m`).
+    /// How long one attempt may run before it is stopped (built-in default `30m`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Timeout>,
-    /// Extra attempts after a transient error (default 2).
+    /// Extra attempts after a transient error (built-in default 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
-    /// The delay before the first retry (default `5s`); later ones double,
-    /// with jitter, up to a minute.
+    /// The delay before the first retry (built-in default `5s`); later ones
+    /// double, with jitter, up to a minute.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<Timeout>,
     /// Regular expressions (case-insensitive) for the errors worth a retry;
     /// they replace the built-in set of transient errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<Vec<Located<String>>>,
-    /// Environment variables for every component.
+    /// Environment variables; a component's are added over the defaults'.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
 }
 
-impl Defaults {
+impl Settings {
     /// The keys this mapping accepts.
     pub const KEYS: &'static [&'static str] = &[
         "runner",
@@ -141,6 +142,21 @@ impl Defaults {
         "retry_on",
         "env",
     ];
+
+    /// These settings with `defaults` filling in what they leave unset;
+    /// environment variables are merged, these winning.
+    pub fn over(self, defaults: &Settings) -> Settings {
+        let mut env = defaults.env.clone();
+        env.extend(self.env);
+        Settings {
+            runner: self.runner.or(defaults.runner),
+            timeout: self.timeout.or(defaults.timeout),
+            retries: self.retries.or(defaults.retries),
+            retry_delay: self.retry_delay.or(defaults.retry_delay),
+            retry_on: self.retry_on.or_else(|| defaults.retry_on.clone()),
+            env,
+        }
+    }
 }
 
 /// One component: a deployable unit with its own tool, path and dependencies.
@@ -153,31 +169,15 @@ pub struct ComponentSpec {
     /// Directory of the component, relative to the repository root; may use
     /// `{env}` and `{cloud}`.
     pub path: Located<Template>,
-    /// The tool that deploys it (default from `defaults.runner`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub runner: Option<Located<Runner>>,
     /// Components that must be deployed before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Located<ComponentName>>,
     /// Commands for the `shell` runner, one per action; may use `{env}` and `{cloud}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commands: Option<Located<Commands>>,
-    /// How long one attempt may run (default from `defaults.timeout`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Timeout>,
-    /// Extra attempts after a transient error (default from `defaults.retries`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retries: Option<u32>,
-    /// The delay before the first retry (default from `defaults.retry_delay`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_delay: Option<Timeout>,
-    /// Regular expressions for the errors worth a retry (default from
-    /// `defaults.retry_on`, else the built-in set).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_on: Option<Vec<Located<String>>>,
-    /// Environment variables, added to `defaults.env`.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub env: IndexMap<String, String>,
+    /// Runner, timeout, retries and environment, over `defaults`.
+    #[serde(flatten)]
+    pub settings: Settings,
     /// Checks to run after apply. Accepted and kept; not run yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<serde_json::Map<String, serde_json::Value>>,
@@ -187,20 +187,9 @@ pub struct ComponentSpec {
 }
 
 impl ComponentSpec {
-    /// The keys this mapping accepts.
-    pub const KEYS: &'static [&'static str] = &[
-        "description",
-        "path",
-        "runner",
-        "depends_on",
-        "commands",
-        "timeout",
-        "retries",
-        "retry_delay",
-        "retry_on",
-        "env",
-        "verify",
-    ];
+    /// The keys this mapping accepts besides the [`Settings`] keys.
+    pub const OWN_KEYS: &'static [&'static str] =
+        &["description", "path", "depends_on", "commands", "verify"];
 }
 
 /// The tool that deploys a component.

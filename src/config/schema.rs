@@ -17,7 +17,7 @@ pub fn json() -> String {
 #[cfg(test)]
 mod tests {
     use super::super::model::{
-        Commands, ComponentSpec, Defaults, EnvironmentSpec, PromotionSpec, StateSpec,
+        Commands, ComponentSpec, EnvironmentSpec, PromotionSpec, Settings, StateSpec,
     };
     use super::*;
 
@@ -37,10 +37,11 @@ mod tests {
     #[test]
     fn schema_properties_match_the_keys_the_loader_accepts() {
         let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        let component_keys = [ComponentSpec::OWN_KEYS, Settings::KEYS].concat();
         let cases: [(Option<&str>, &[&str]); 7] = [
             (None, ConfigFile::KEYS),
-            (Some("Defaults"), Defaults::KEYS),
-            (Some("ComponentSpec"), ComponentSpec::KEYS),
+            (Some("Settings"), Settings::KEYS),
+            (Some("ComponentSpec"), &component_keys),
             (Some("Commands"), Commands::KEYS),
             (Some("EnvironmentSpec"), EnvironmentSpec::KEYS),
             (Some("PromotionSpec"), PromotionSpec::KEYS),

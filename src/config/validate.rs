@@ -131,7 +131,8 @@ impl Checks<'_> {
                 .iter()
                 .filter(|(name, spec)| {
                     runner_keys.contains(format!("components.{name}.runner").as_str())
-                        || (spec.runner.is_none() && runner_keys.contains("defaults.runner"))
+                        || (spec.settings.runner.is_none()
+                            && runner_keys.contains("defaults.runner"))
                 })
                 .map(|(name, _)| name)
                 .collect()
@@ -141,11 +142,10 @@ impl Checks<'_> {
                 continue;
             }
             let runner = spec
+                .settings
                 .runner
-                .as_ref()
-                .map(|r| r.value)
                 .or(doc.defaults.runner)
-                .unwrap_or(Runner::Tofu);
+                .unwrap_or(super::DEFAULT_RUNNER);
             match (&spec.commands, runner) {
                 (None, Runner::Shell) => {
                     self.error(
