@@ -536,6 +536,22 @@ fn status_and_state_next_show_what_is_done_and_what_can_run() {
     assert_eq!(status["components"]["app"]["status"], Value::Null);
     let (_, next) = json_run(&repo, &["state", "next", "--env", "dev"]);
     assert_eq!(next["next"], serde_json::json!(["app", "other"]));
+    let (code, valid) = json_run(&repo, &["state", "validate", "--env", "dev"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        (valid["exists"].clone(), valid["cloud"].clone()),
+        (Value::Bool(true), Value::from("aws"))
+    );
+    let out = repo.run(&["state", "get", "--env", "dev", "--component", "net"]);
+    let record: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(record["status"], "succeeded");
+    let out = repo.run(&["state", "get", "--env", "dev", "--component", "nett"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `net`?"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -37,7 +37,8 @@ pub(super) fn run(
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, destroy)?;
     check_values(&config, &env)?;
-    let observations = engine::observe(&config, &env, &clouds)?;
+    let fingerprinter = Fingerprinter::new(&config);
+    let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
     let plans = engine::plans(&config, &env, &observations, &request);
     let missing: Vec<String> = plans
         .iter()
@@ -115,7 +116,7 @@ pub(super) fn run(
             (o.cloud.clone(), o.state_path.clone(), state)
         })
         .collect();
-    let mut recorder = Recorder::new(states, Some(run), Fingerprinter::new(&config).head_commit());
+    let mut recorder = Recorder::new(states, Some(run), fingerprinter.head_commit());
     let mut terminal = Terminal::new();
     let mut logs = Logs::new(&config.root, run_id);
     let options = Options {

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::config;
 use crate::exec::engine;
+use crate::fingerprint::Fingerprinter;
 use crate::report;
 
 pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Result<(), Failure> {
@@ -76,7 +77,7 @@ pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, args.destroy)?;
     check_values(&config, &env)?;
-    let observations = engine::observe(&config, &env, &clouds)?;
+    let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     let plans = engine::plans(&config, &env, &observations, &request);
     write_plans(&config, &plans, args.format, out)
 }

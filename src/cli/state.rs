@@ -16,14 +16,40 @@ use crate::fingerprint::Fingerprinter;
 use crate::graph::Walk;
 use crate::state::{ComponentRecord, RecordAction, RunInfo, Status, Timestamp, store};
 
+/// The configuration, environment and clouds a state command is about.
+fn target(
+    file: &Path,
+    at: &StatusArgs,
+) -> Result<
+    (
+        Config,
+        crate::config::EnvName,
+        Vec<crate::config::CloudName>,
+    ),
+    Failure,
+> {
+    let config = load(file)?;
+    let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
+    Ok((config, env, clouds))
+}
+
+/// As [`target`], with each cloud's state read and every component fingerprinted.
 fn observe(
     file: &Path,
     at: &StatusArgs,
 ) -> Result<(Config, crate::config::EnvName, Vec<Observation>), Failure> {
-    let config = load(file)?;
-    let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
-    let observations = engine::observe(&config, &env, &clouds)?;
+    let (config, env, clouds) = target(file, at)?;
+    let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     Ok((config, env, observations))
+}
+
+/// One document for one cloud, an array of them for several.
+fn per_cloud(mut docs: Vec<serde_json::Value>) -> serde_json::Value {
+    if docs.len() == 1 {
+        docs.remove(0)
+    } else {
+        docs.into()
+    }
 }
 
 pub(super) fn status(file: &Path, args: &StatusArgs, out: &mut dyn Write) -> Result<(), Failure> {
@@ -78,8 +104,7 @@ pub(super) fn status(file: &Path, args: &StatusArgs, out: &mut dyn Write) -> Res
         docs.push(json!({ "environment": env, "cloud": o.cloud, "serial": serial, "components": components }));
     }
     match args.format {
-        Format::Json if docs.len() == 1 => out.write_all(json(&docs[0]).as_bytes())?,
-        Format::Json => out.write_all(json(&docs).as_bytes())?,
+        Format::Json => out.write_all(json(&per_cloud(docs)).as_bytes())?,
         Format::Text => out
             .write_all(text.trim_end_matches('\n').as_bytes())
             .and_then(|()| out.write_all(b"\n"))?,
@@ -97,46 +122,46 @@ pub(super) fn command(
             at,
             component: name,
         } => {
-            let (config, _, observations) = observe(file, &at)?;
-            let docs: Vec<serde_json::Value> = observations
-                .iter()
-                .map(|o| match &name {
-                    None => serde_json::to_value(&o.state).unwrap_or_default(),
-                    Some(n) => {
-                        let record = component(&config, n)
-                            .ok()
-                            .and_then(|c| o.state.as_ref()?.components.get(&c).cloned());
-                        serde_json::to_value(record).unwrap_or_default()
-                    }
-                })
-                .collect();
-            if let Some(n) = &name {
-                component(&config, n)?;
+            let (config, env, clouds) = target(file, &at)?;
+            let name = name.map(|n| component(&config, &n)).transpose()?;
+            let mut docs = Vec::new();
+            for cloud in &clouds {
+                let state = store::read(&engine::state_path(&config, &env, cloud), &env, cloud)?;
+                let doc = match &name {
+                    None => serde_json::to_value(&state),
+                    Some(n) => serde_json::to_value(state.and_then(|mut s| s.components.remove(n))),
+                };
+                docs.push(doc.unwrap_or_default());
             }
-            let doc = if docs.len() == 1 {
-                docs.into_iter().next().unwrap_or_default()
-            } else {
-                docs.into()
-            };
-            out.write_all(json(&doc).as_bytes())?;
+            out.write_all(json(&per_cloud(docs)).as_bytes())?;
         }
         StateCommand::Validate { at } => {
-            let (_, env, observations) = observe(file, &at)?;
-            for o in &observations {
-                let what = match &o.state {
-                    Some(s) => format!(
-                        "valid: serial {}, {} component records",
-                        s.serial,
-                        s.components.len()
-                    ),
-                    None => "absent (nothing deployed yet)".to_string(),
-                };
-                writeln!(
-                    out,
-                    "{env} / {}: {} is {what}",
-                    o.cloud,
-                    o.state_path.display()
-                )?;
+            let (config, env, clouds) = target(file, &at)?;
+            let mut docs = Vec::new();
+            for cloud in &clouds {
+                let path = engine::state_path(&config, &env, cloud);
+                let state = store::read(&path, &env, cloud)?;
+                if at.format == Format::Text {
+                    let what = match &state {
+                        Some(s) => format!(
+                            "valid: serial {}, {} component records",
+                            s.serial,
+                            s.components.len()
+                        ),
+                        None => "absent (nothing deployed yet)".to_string(),
+                    };
+                    writeln!(out, "{env} / {cloud}: {} is {what}", path.display())?;
+                }
+                docs.push(json!({
+                    "environment": env,
+                    "cloud": cloud,
+                    "path": path,
+                    "exists": state.is_some(),
+                    "serial": state.as_ref().map(|s| s.serial),
+                }));
+            }
+            if at.format == Format::Json {
+                out.write_all(json(&per_cloud(docs)).as_bytes())?;
             }
         }
         StateCommand::Next { at } => {
@@ -169,12 +194,7 @@ pub(super) fn command(
                 docs.push(json!({ "environment": env, "cloud": o.cloud, "next": next }));
             }
             if at.format == Format::Json {
-                let doc = if docs.len() == 1 {
-                    docs.remove(0)
-                } else {
-                    docs.into()
-                };
-                out.write_all(json(&doc).as_bytes())?;
+                out.write_all(json(&per_cloud(docs)).as_bytes())?;
             }
         }
         StateCommand::Set {

@@ -57,10 +57,10 @@ pub fn recorded(record: Option<&ComponentRecord>) -> Recorded {
 /// Reads the state of each cloud and fingerprints every component.
 pub fn observe(
     config: &Config,
+    fingerprinter: &Fingerprinter,
     env: &EnvName,
     clouds: &[CloudName],
 ) -> Result<Vec<Observation>, StateError> {
-    let fingerprinter = Fingerprinter::new(config);
     clouds
         .iter()
         .map(|cloud| {

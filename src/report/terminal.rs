@@ -53,6 +53,10 @@ impl Terminal {
         format!("[{:>7}]", seconds(self.start.elapsed()))
     }
 
+    /// Output lines are indented by the stamp's width, so a component's
+    /// lines and its events line up under the same name column.
+    const STAMP_WIDTH: usize = "[1234.5s] ".len();
+
     fn update_progress(&self) {
         if let Some(p) = &self.progress {
             let count = |s: Status| self.done.iter().filter(|d| **d == s).count();
@@ -139,7 +143,7 @@ impl crate::events::Subscriber for Terminal {
                 self.say(format!(
                     "{:<w$} {bar} {text}",
                     self.label(target),
-                    w = self.width + 10
+                    w = self.width + Self::STAMP_WIDTH
                 ));
             }
             Event::Retrying {
