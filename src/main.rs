@@ -7,6 +7,14 @@ use clap::Parser;
 use orchestrator_action::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // libgit2 sets environment variables on first use; that must happen
+    // before any thread starts.
+    orchestrator_action::state::git::init();
+    // In a container action the workspace belongs to another user; every
+    // command that opens the repository needs this, so it comes first.
+    if let Err(e) = orchestrator_action::state::git::trust_workspace() {
+        eprintln!("warning: {e}");
+    }
     let args = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -603,3 +603,18 @@ fn retry_patterns_must_be_valid_regular_expressions() {
         ],
     );
 }
+
+#[test]
+fn a_state_author_must_be_a_name_and_an_email() {
+    rejects(
+        &format!(
+            "{}state:\n  branch: orchestrator-state\n  author: deploy-bot\n",
+            common::VALID
+        ),
+        &[
+            "orchestrator.yaml:27:11",
+            "state.author",
+            "not an author like `orchestrator[bot] <bot@example.com>`",
+        ],
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -11,16 +12,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::inspect::write_plans;
 use super::{
-    EXIT_CANCELLED, EXIT_FAILED, Failure, Format, RunArgs, check_values, environment, json, load,
-    request, usage,
+    EXIT_CANCELLED, EXIT_CONFLICT, EXIT_FAILED, Failure, Format, RunArgs, check_values,
+    environment, json, load, open_store, request, usage,
 };
+use crate::config::{ComponentName, Config, EnvName};
 use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
+use crate::plan::Request;
 use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
+use crate::state::lock::LOCK_TTL;
+use crate::state::publish::{self, Claim, LOCAL_TTL, Publisher};
 use crate::state::recorder::Recorder;
-use crate::state::{RunInfo, StateFile};
+use crate::state::{RunInfo, StateFile, Target};
 
 /// How long a stopped component gets between SIGINT and SIGKILL. Short
 /// enough that a cancelled run records its state and exits inside the
@@ -37,62 +42,90 @@ pub(super) fn run(
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, destroy)?;
     check_values(&config, &env)?;
-    let fingerprinter = Fingerprinter::new(&config);
-    let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
-    let plans = engine::plans(&config, &env, &observations, &request);
-    let missing: Vec<String> = plans
-        .iter()
-        .flat_map(|p| {
-            p.missing.iter().map(move |m| {
-                let by = m
-                    .needed_by
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("{} on {} (needed by {by})", m.name, p.cloud)
-            })
-        })
-        .collect();
-    if !missing.is_empty() {
-        let (what, hint) = if destroy {
-            (
-                "still deployed and depend on what this run destroys",
-                "destroy them first, or add --with-dependents",
-            )
-        } else {
-            (
-                "not deployed at their current version, and this run needs them",
-                "apply them first, or add --with-deps",
-            )
-        };
-        return Err(usage(
-            format!("these components are {what}: {}", missing.join("; ")),
-            Some(hint.into()),
-        ));
+    let run_id = new_run_id();
+    let store = Arc::new(open_store(&config, &args.store)?);
+    let run = run_info(run_id);
+    let host = nix::unistd::gethostname()
+        .ok()
+        .map(|h| h.to_string_lossy().into_owned());
+    for cloud in &clouds {
+        let target = store.target(&env, cloud);
+        if let Some(note) = store.refresh(&target)? {
+            eprintln!("note: {note}");
+            if !args.dry_run {
+                publish::push_unpushed(&store, &target, &run, host.as_deref())?;
+            }
+        }
     }
+    let fingerprinter = Fingerprinter::new(&config);
+    let prepare = || -> Result<_, Failure> {
+        let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
+        let plans = engine::plans(&config, &env, &observations, &request);
+        check_missing(&plans, destroy)?;
+        Ok((observations, plans))
+    };
+    // Plan once before locking, so a run with nothing to do, a dry run and
+    // a refused run write nothing at all.
+    let (_, plans) = prepare()?;
     if args.dry_run {
         write_plans(&config, &plans, args.format, out)?;
         return Ok(0);
     }
-    let run_id = new_run_id();
     if plans.iter().all(|p| p.to_run().next().is_none()) {
-        match args.format {
-            Format::Json => out.write_all(
-                json(&result_document(
-                    run_id,
-                    &env,
-                    RunResult::Succeeded,
-                    &[],
-                    false,
-                ))
-                .as_bytes(),
-            )?,
-            Format::Text => {
-                eprintln!("Nothing to do: every selected component is up to date in {env}.")
+        nothing_to_do(run_id, &env, args.format, out)?;
+        return Ok(0);
+    }
+    let claim = Claim {
+        id: run_id,
+        run: run.clone(),
+        host,
+        components: claimed(&config, &request),
+        ttl: if store.is_shared() {
+            LOCK_TTL
+        } else {
+            LOCAL_TTL
+        },
+    };
+    let targets: Vec<Target> = clouds.iter().map(|c| store.target(&env, c)).collect();
+    let mut locked = Vec::new();
+    for target in &targets {
+        let taken = publish::take_lock(&store, target, &claim, args.lock_timeout, |holder| {
+            eprintln!(
+                "Waiting up to {} for the lock on {}, held by {}…",
+                humantime::format_duration(args.lock_timeout),
+                target.label(),
+                holder.describe()
+            );
+        });
+        match taken {
+            Ok(notes) => {
+                for note in notes {
+                    eprintln!("warning: {}: {note}", target.label());
+                }
+                locked.push(target.clone());
+            }
+            Err(e) => {
+                // Give back what this run took before it stopped.
+                Publisher::new(store.clone(), locked, claim.clone()).finish();
+                return Err(e.into());
             }
         }
-        return Ok(0);
+    }
+    // From here on the lock is held: every way out goes through
+    // `publisher.finish()`, which releases it. Plan again: taking the lock
+    // brought in what other runs recorded since.
+    let publisher = Publisher::new(store.clone(), locked, claim);
+    let (observations, plans) = match prepare() {
+        Ok(prepared) => prepared,
+        Err(failure) => {
+            publisher.finish();
+            return Err(failure);
+        }
+    };
+    if plans.iter().all(|p| p.to_run().next().is_none()) {
+        let published = publisher.finish();
+        nothing_to_do(run_id, &env, args.format, out)?;
+        return published_exit(published, 0);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,12 +133,6 @@ pub(super) fn run(
         .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
     let cancel = CancellationToken::new();
     runtime.spawn(cancel_on_signals(cancel.clone()));
-    let run = RunInfo {
-        id: run_id,
-        attempt: 1,
-        url: None,
-        actor: std::env::var("USER").ok(),
-    };
     let states = observations
         .iter()
         .map(|o| {
@@ -116,6 +143,7 @@ pub(super) fn run(
             (o.cloud.clone(), o.state_path.clone(), state)
         })
         .collect();
+    let mut publisher = publisher;
     let mut recorder = Recorder::new(states, Some(run), fingerprinter.head_commit());
     let mut terminal = Terminal::new();
     let mut logs = Logs::new(&config.root, run_id);
@@ -131,7 +159,8 @@ pub(super) fn run(
     };
     let started = std::time::Instant::now();
     let (result, mut finished) = {
-        let mut subscribers: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
+        let mut subscribers: Vec<&mut dyn Subscriber> =
+            vec![&mut recorder, &mut logs, &mut publisher];
         if args.format == Format::Text {
             subscribers.push(&mut terminal);
         }
@@ -147,6 +176,7 @@ pub(super) fn run(
     };
     let state_errors = recorder.finish();
     drop(runtime);
+    let published = publisher.finish();
     // Report in plan order, not the order components happened to finish in.
     let order: Vec<(String, String)> = plans
         .iter()
@@ -187,12 +217,156 @@ pub(super) fn run(
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
     }
-    Ok(match result {
+    let code = match result {
         _ if !state_errors.is_empty() => EXIT_FAILED,
         RunResult::Succeeded => 0,
         RunResult::Failed => EXIT_FAILED,
         RunResult::Cancelled => EXIT_CANCELLED,
+    };
+    published_exit(published, code)
+}
+
+fn nothing_to_do(
+    run_id: u64,
+    env: &EnvName,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    match format {
+        Format::Json => out.write_all(
+            json(&result_document(
+                run_id,
+                env,
+                RunResult::Succeeded,
+                &[],
+                false,
+            ))
+            .as_bytes(),
+        )?,
+        Format::Text => {
+            eprintln!("Nothing to do: every selected component is up to date in {env}.")
+        }
+    }
+    Ok(())
+}
+
+/// Reports what publishing the state came to; a state that could not be
+/// published turns the exit code into 3, unless the run was cancelled.
+fn published_exit(published: publish::Report, code: i32) -> Result<i32, Failure> {
+    if published.writes > 0 {
+        eprintln!(
+            "State pushed: {} write(s) in {} attempt(s){}.",
+            published.writes,
+            published.attempts,
+            published
+                .commit
+                .as_deref()
+                .map(|c| format!(", last commit {}", &c[..c.len().min(12)]))
+                .unwrap_or_default()
+        );
+    }
+    if published.errors.is_empty() {
+        return Ok(code);
+    }
+    for e in &published.errors {
+        let hint = e.hint();
+        eprintln!("error: {}", e.message());
+        if !hint.is_empty() {
+            eprintln!("  = help: {hint}");
+        }
+    }
+    Ok(if code == EXIT_CANCELLED {
+        code
+    } else {
+        EXIT_CONFLICT
     })
+}
+
+/// The components a run's lock covers: those asked for with `--components`
+/// (closed over `--with-deps`/`--with-dependents`), or `None` for the whole
+/// environment, so matrix jobs applying one component each do not block
+/// each other.
+fn claimed(config: &Config, request: &Request) -> Option<Vec<ComponentName>> {
+    if request.components.is_empty() {
+        return None;
+    }
+    let asked = Request {
+        changed: false,
+        ..request.clone()
+    };
+    let selection = crate::plan::select(config, &asked, &[]);
+    Some(
+        selection
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| config.graph.name(i).clone())
+            .collect(),
+    )
+}
+
+/// The run as the state records it: the CI run on GitHub Actions, this
+/// invocation elsewhere.
+fn run_info(run_id: u64) -> RunInfo {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let github = var("GITHUB_ACTIONS").as_deref() == Some("true");
+    let ci_id = var("GITHUB_RUN_ID").and_then(|v| v.parse::<u64>().ok());
+    match ci_id.filter(|_| github) {
+        Some(id) => RunInfo {
+            id,
+            attempt: var("GITHUB_RUN_ATTEMPT")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+            url: match (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
+                (Some(server), Some(repo)) => Some(format!("{server}/{repo}/actions/runs/{id}")),
+                _ => None,
+            },
+            actor: var("GITHUB_ACTOR"),
+        },
+        None => RunInfo {
+            id: run_id,
+            attempt: 1,
+            url: None,
+            actor: var("USER"),
+        },
+    }
+}
+
+/// Refuses a run whose plans need components outside it that are not
+/// deployed at their current version.
+fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failure> {
+    let missing: Vec<String> = plans
+        .iter()
+        .flat_map(|p| {
+            p.missing.iter().map(move |m| {
+                let by = m
+                    .needed_by
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("{} on {} (needed by {by})", m.name, p.cloud)
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (what, hint) = if destroy {
+        (
+            "still deployed and depend on what this run destroys",
+            "destroy them first, or add --with-dependents",
+        )
+    } else {
+        (
+            "not deployed at their current version, and this run needs them",
+            "apply them first, or add --with-deps",
+        )
+    };
+    Err(usage(
+        format!("these components are {what}: {}", missing.join("; ")),
+        Some(hint.into()),
+    ))
 }
 
 /// A run id that is unique enough for one repository: milliseconds since

@@ -123,9 +123,32 @@ pub struct RunArgs {
     /// Print the plan and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// How long to wait for another run's lock on the environment (`30s`,
+    /// `10m`); by default a held lock fails the run at once.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
+    pub lock_timeout: std::time::Duration,
+    /// Where the state goes.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// How a command that writes the state reaches the state branch.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Keep the state in the working tree only: no commit, no push.
+    #[arg(long)]
+    pub no_commit: bool,
+    /// Token for pushing the state over https (default: $GITHUB_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub github_token: Option<String>,
+}
+
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 30s or 10m: {e}"))
 }
 
 /// Arguments of `status`.
@@ -168,6 +191,9 @@ pub enum StateCommand {
         /// Why, for the record.
         #[arg(long)]
         reason: String,
+        /// Where the state goes.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Check that the state files can be read.
     Validate {
@@ -181,6 +207,31 @@ pub enum StateCommand {
         /// Where.
         #[command(flatten)]
         at: StatusArgs,
+    },
+    /// List the recorded writes: serial, time, run, actor and what changed.
+    History {
+        /// Where.
+        #[command(flatten)]
+        at: StatusArgs,
+        /// Every write in the state branch's git log, not just the last
+        /// ones the file keeps.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Release a lock left by a run that is gone, recording who and why.
+    Unlock {
+        /// Where.
+        #[command(flatten)]
+        at: StatusArgs,
+        /// Required: releasing a live run's lock lets two runs collide.
+        #[arg(long)]
+        force: bool,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Where the state goes.
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -223,6 +274,9 @@ pub enum GraphFormat {
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code: bad input (arguments, config, state file).
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code: the state could not be written because of other writers or
+/// the remote (a lock held, a push refused or unreachable).
+pub const EXIT_CONFLICT: i32 = 3;
 /// Exit code: the run was cancelled.
 pub const EXIT_CANCELLED: i32 = 130;
 
@@ -241,6 +295,13 @@ pub enum Failure {
     /// The input is bad and the problems were already written to stdout as
     /// the command's JSON document.
     Reported,
+    /// The state is locked by another run, or could not be published.
+    Conflict {
+        /// What happened.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
     /// Writing the output failed (for example, a closed pipe).
     Io(std::io::Error),
 }
@@ -250,6 +311,7 @@ impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::Config(_) | Failure::Usage { .. } | Failure::Reported => EXIT_BAD_INPUT,
+            Failure::Conflict { .. } => EXIT_CONFLICT,
             Failure::Io(_) => EXIT_FAILED,
         }
     }
@@ -262,6 +324,12 @@ impl Failure {
                 Some(h) => format!("error: {message}\n  = help: {h}\n"),
                 None => format!("error: {message}\n"),
             },
+            Failure::Conflict { message, hint } if hint.is_empty() => {
+                format!("error: {message}\n")
+            }
+            Failure::Conflict { message, hint } => {
+                format!("error: {message}\n  = help: {hint}\n")
+            }
             Failure::Reported => String::new(),
             Failure::Io(e) => format!("error: cannot write output: {e}\n"),
         }
@@ -281,6 +349,42 @@ impl From<crate::state::StateError> for Failure {
             hint: Some(e.hint()),
         }
     }
+}
+
+impl From<crate::state::StoreError> for Failure {
+    fn from(e: crate::state::StoreError) -> Self {
+        if e.is_conflict() {
+            Failure::Conflict {
+                message: e.message(),
+                hint: e.hint(),
+            }
+        } else {
+            Failure::Usage {
+                message: e.message(),
+                hint: Some(e.hint()).filter(|h| !h.is_empty()),
+            }
+        }
+    }
+}
+
+/// Opens the state store as the arguments ask, and says on stderr where
+/// the state goes.
+fn open_store(config: &Config, args: &StoreArgs) -> Result<crate::state::Store, Failure> {
+    let token = args
+        .github_token
+        .clone()
+        .or_else(|| std::env::var("GITHUB_TOKEN").ok())
+        .and_then(crate::state::git::Token::new);
+    let store = crate::state::Store::open(
+        config,
+        crate::state::sync::Options {
+            token,
+            no_commit: args.no_commit,
+            identity: config.state.author.clone(),
+        },
+    )?;
+    eprintln!("State: {}.", store.describe());
+    Ok(store)
 }
 
 fn usage(message: impl Into<String>, hint: Option<String>) -> Failure {

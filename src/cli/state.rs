@@ -1,6 +1,7 @@
-//! `status` and `state get | set | validate | next`: reading the record,
-//! and changing it by hand when an operator must.
+//! `status` and `state get | set | validate | next | history | unlock`:
+//! reading the record, and changing it by hand when an operator must.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
@@ -8,26 +9,19 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::{
-    Failure, Format, SettableStatus, StateCommand, StatusArgs, component, environment, json, load,
+    Failure, Format, SettableStatus, StateCommand, StatusArgs, StoreArgs, component, environment,
+    json, load, open_store, usage,
 };
-use crate::config::Config;
+use crate::config::{CloudName, Config, EnvName};
 use crate::exec::engine::{self, Observation};
 use crate::fingerprint::Fingerprinter;
 use crate::graph::Walk;
-use crate::state::{ComponentRecord, RecordAction, RunInfo, Status, Timestamp, store};
+use crate::state::{
+    ComponentRecord, HistoryEntry, RecordAction, RunInfo, Status, Timestamp, lock, publish, store,
+};
 
 /// The configuration, environment and clouds a state command is about.
-fn target(
-    file: &Path,
-    at: &StatusArgs,
-) -> Result<
-    (
-        Config,
-        crate::config::EnvName,
-        Vec<crate::config::CloudName>,
-    ),
-    Failure,
-> {
+fn target(file: &Path, at: &StatusArgs) -> Result<(Config, EnvName, Vec<CloudName>), Failure> {
     let config = load(file)?;
     let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
     Ok((config, env, clouds))
@@ -39,6 +33,7 @@ fn observe(
     at: &StatusArgs,
 ) -> Result<(Config, crate::config::EnvName, Vec<Observation>), Failure> {
     let (config, env, clouds) = target(file, at)?;
+    refresh_quietly(&config, &env, &clouds);
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     Ok((config, env, observations))
 }
@@ -124,6 +119,7 @@ pub(super) fn command(
         } => {
             let (config, env, clouds) = target(file, &at)?;
             let name = name.map(|n| component(&config, &n)).transpose()?;
+            refresh_quietly(&config, &env, &clouds);
             let mut docs = Vec::new();
             for cloud in &clouds {
                 let state = store::read(&engine::state_path(&config, &env, cloud), &env, cloud)?;
@@ -202,24 +198,20 @@ pub(super) fn command(
             component: name,
             status,
             reason,
+            store: store_args,
         } => {
             let config = load(file)?;
             let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
             let name = component(&config, &name)?;
             let c = config.component(name.as_str()).expect("checked above");
             let fingerprinter = Fingerprinter::new(&config);
-            let actor = std::env::var("USER").ok();
+            let store = open_store(&config, &store_args)?;
+            let run = hand_run();
             for cloud in &clouds {
-                let path = engine::state_path(&config, &env, cloud);
                 let fingerprint = fingerprinter.fingerprint(&config, &env, cloud, c);
-                let now = Timestamp::from(SystemTime::now());
-                let run = RunInfo {
-                    id: 0,
-                    attempt: 0,
-                    url: None,
-                    actor: actor.clone(),
-                };
-                store::update(&path, &env, cloud, |state| {
+                let target = store.target(&env, cloud);
+                store.transact(&target, true, |state| {
+                    let now = Timestamp::from(SystemTime::now());
                     let (new_status, action) = match status {
                         SettableStatus::Succeeded => (Status::Succeeded, RecordAction::Apply),
                         SettableStatus::Failed => (Status::Failed, RecordAction::Apply),
@@ -241,6 +233,12 @@ pub(super) fn command(
                         record.fingerprint = Some(fingerprint.clone());
                     }
                     state.record([(name.clone(), record)], Some(run.clone()), now);
+                    let changes = BTreeMap::from([(name.clone(), new_status)]);
+                    Ok(Some(publish::message(
+                        &target.label(),
+                        &changes,
+                        &[format!("set by hand: {reason}")],
+                    )))
                 })?;
                 writeln!(
                     out,
@@ -250,8 +248,216 @@ pub(super) fn command(
                 )?;
             }
         }
+        StateCommand::Unlock {
+            at,
+            force,
+            reason,
+            store: store_args,
+        } => unlock(file, &at, force, reason, &store_args, out)?,
+        StateCommand::History { at, all } => history(file, &at, all, out)?,
     }
     Ok(())
+}
+
+/// The run recorded for a change made by hand.
+fn hand_run() -> RunInfo {
+    RunInfo {
+        id: 0,
+        attempt: 0,
+        url: None,
+        actor: std::env::var("GITHUB_ACTOR")
+            .or_else(|_| std::env::var("USER"))
+            .ok(),
+    }
+}
+
+/// `state unlock`: removes every claim on the lock, recording who did it
+/// and why.
+fn unlock(
+    file: &Path,
+    at: &StatusArgs,
+    force: bool,
+    reason: Option<String>,
+    store_args: &StoreArgs,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let (config, env, clouds) = target(file, at)?;
+    let reason = match (force, reason.as_deref().map(str::trim)) {
+        (true, Some(r)) if !r.is_empty() => r.to_string(),
+        _ => {
+            return Err(usage(
+                "state unlock needs --force and --reason",
+                Some(
+                    "releasing the lock of a run that is still going lets two runs change                      the same components at once; check the holder first with                      `orchestrator state get`, then: state unlock --env E --force --reason \"...\""
+                        .into(),
+                ),
+            ));
+        }
+    };
+    let store = open_store(&config, store_args)?;
+    let run = hand_run();
+    let actor = run.actor.clone().unwrap_or_else(|| "unknown".into());
+    let mut docs = Vec::new();
+    for cloud in &clouds {
+        let target = store.target(&env, cloud);
+        let mut released = Vec::new();
+        store.transact(&target, true, |state| {
+            released = lock::clear(&mut state.lock);
+            if released.is_empty() {
+                return Ok(None);
+            }
+            let runs: Vec<String> = released.iter().map(|h| h.run.to_string()).collect();
+            let note = format!(
+                "lock of run {} released by {actor}: {reason}",
+                runs.join(", ")
+            );
+            let now = Timestamp::from(SystemTime::now());
+            state.bump(BTreeMap::new(), Some(run.clone()), now, Some(note.clone()));
+            Ok(Some(publish::message(
+                &target.label(),
+                &BTreeMap::new(),
+                &[note],
+            )))
+        })?;
+        if at.format == Format::Text {
+            if released.is_empty() {
+                writeln!(out, "{env} / {cloud}: not locked")?;
+            }
+            for h in &released {
+                writeln!(
+                    out,
+                    "{env} / {cloud}: released the lock of {}",
+                    h.describe()
+                )?;
+            }
+        }
+        docs.push(json!({ "environment": env, "cloud": cloud, "released": released }));
+    }
+    if at.format == Format::Json {
+        out.write_all(json(&per_cloud(docs)).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `state history`: the writes the file remembers, or with `all` every
+/// version of the file on the state branch.
+fn history(file: &Path, at: &StatusArgs, all: bool, out: &mut dyn Write) -> Result<(), Failure> {
+    let (config, env, clouds) = target(file, at)?;
+    let store = if all {
+        let store = open_store(&config, &StoreArgs::default())?;
+        if !store.is_shared() {
+            return Err(usage(
+                "--all reads the state branch, and this repository keeps its state locally",
+                Some(format!("the state is {}", store.describe())),
+            ));
+        }
+        Some(store)
+    } else {
+        refresh_quietly(&config, &env, &clouds);
+        None
+    };
+    let mut docs = Vec::new();
+    let mut rows = Vec::new();
+    for cloud in &clouds {
+        let mut entries: Vec<(Option<String>, HistoryEntry)> = Vec::new();
+        match &store {
+            Some(store) => {
+                let target = store.target(&env, cloud);
+                let mut seen = std::collections::BTreeSet::new();
+                for (commit, state) in store.versions(&target)? {
+                    // Each version adds the entry of its own serial; older
+                    // entries it carries are listed with their own version.
+                    if let Some(entry) = state
+                        .history
+                        .iter()
+                        .rev()
+                        .find(|h| h.serial == state.serial)
+                    {
+                        if seen.insert(entry.serial) {
+                            entries.push((Some(commit), entry.clone()));
+                        }
+                    }
+                }
+                entries.reverse();
+            }
+            None => {
+                let path = engine::state_path(&config, &env, cloud);
+                if let Some(state) = store::read(&path, &env, cloud)? {
+                    entries = state.history.into_iter().map(|h| (None, h)).collect();
+                }
+            }
+        }
+        for (commit, entry) in &entries {
+            let changes: Vec<String> = entry
+                .changes
+                .iter()
+                .map(|(n, s)| format!("{n} {s}"))
+                .collect();
+            let mut what = changes.join(", ");
+            if let Some(note) = &entry.note {
+                if !what.is_empty() {
+                    what.push_str("; ");
+                }
+                what.push_str(note);
+            }
+            let run = entry.run.as_ref();
+            rows.push(vec![
+                cloud.to_string(),
+                entry.serial.to_string(),
+                entry.at.to_string(),
+                run.map_or("-".into(), |r| r.id.to_string()),
+                run.and_then(|r| r.actor.clone())
+                    .unwrap_or_else(|| "-".into()),
+                what,
+            ]);
+            docs.push(json!({
+                "environment": env,
+                "cloud": cloud,
+                "serial": entry.serial,
+                "at": entry.at,
+                "run": entry.run,
+                "changes": entry.changes,
+                "note": entry.note,
+                "commit": commit,
+            }));
+        }
+    }
+    match at.format {
+        Format::Json => out.write_all(json(&docs).as_bytes())?,
+        Format::Text => out.write_all(
+            crate::report::table(&["CLOUD", "SERIAL", "AT", "RUN", "ACTOR", "WHAT"], &rows)
+                .as_bytes(),
+        )?,
+    }
+    Ok(())
+}
+
+/// Brings the local copies up to date with the state branch before a
+/// command reads them. Reading works without the branch, so a failure is a
+/// warning.
+fn refresh_quietly(config: &Config, env: &EnvName, clouds: &[CloudName]) {
+    let token = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .and_then(crate::state::git::Token::new);
+    let options = crate::state::sync::Options {
+        token,
+        no_commit: false,
+        identity: None,
+    };
+    let Ok(store) = crate::state::Store::open(config, options) else {
+        return;
+    };
+    for cloud in clouds {
+        match store.refresh(&store.target(env, cloud)) {
+            Ok(None) => {}
+            Ok(Some(note)) => eprintln!("note: {note}"),
+            Err(e) => eprintln!(
+                "warning: showing the local state of {env}-{cloud}; the state branch could not \
+                 be read: {}",
+                e.message()
+            ),
+        }
+    }
 }
 
 fn status_name(s: SettableStatus) -> &'static str {

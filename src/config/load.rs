@@ -703,6 +703,14 @@ impl Walker<'_> {
                 spec.dir = Located::new(text, n.pos);
             }
         }
+        if let Some((_, n)) = f.get("author") {
+            if let Some(text) = self.string(n, At("state", "author")) {
+                match super::model::parse_author(&text) {
+                    Ok(_) => spec.author = Some(Located::new(text, n.pos)),
+                    Err(e) => self.error(n.pos, At("state", "author"), e),
+                }
+            }
+        }
         spec
     }
 }

@@ -107,6 +107,8 @@ pub struct StateSettings {
     pub branch: StateBranch,
     /// Their directory, relative to the repository root.
     pub dir: PathBuf,
+    /// The author of state commits, when not the default bot.
+    pub author: Option<crate::state::git::Identity>,
 }
 
 /// Which branch state is committed to.
@@ -261,6 +263,10 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
         state: StateSettings {
             branch,
             dir: PathBuf::from(state.dir.value),
+            author: state
+                .author
+                .and_then(|a| model::parse_author(&a.value).ok())
+                .map(|(name, email)| crate::state::git::Identity { name, email }),
         },
     }
 }

@@ -295,11 +295,15 @@ pub struct StateSpec {
     /// Directory of the state files, relative to the repository root.
     #[serde(default = "default_state_dir")]
     pub dir: Located<String>,
+    /// Author of state commits, as `Name <email>`; default
+    /// `orchestrator[bot] <orchestrator[bot]@users.noreply.github.com>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Located<String>>,
 }
 
 impl StateSpec {
     /// The keys this mapping accepts.
-    pub const KEYS: &'static [&'static str] = &["branch", "dir"];
+    pub const KEYS: &'static [&'static str] = &["branch", "dir", "author"];
 }
 
 impl Default for StateSpec {
@@ -307,8 +311,21 @@ impl Default for StateSpec {
         StateSpec {
             branch: default_state_branch(),
             dir: default_state_dir(),
+            author: None,
         }
     }
+}
+
+/// Splits `Name <email>` into its name and email.
+pub fn parse_author(text: &str) -> Result<(String, String), String> {
+    let bad = || format!("`{text}` is not an author like `orchestrator[bot] <bot@example.com>`");
+    let (name, rest) = text.split_once('<').ok_or_else(bad)?;
+    let email = rest.strip_suffix('>').ok_or_else(bad)?;
+    let (name, email) = (name.trim(), email.trim());
+    if name.is_empty() || email.is_empty() || email.contains(['<', '>']) || !email.contains('@') {
+        return Err(bad());
+    }
+    Ok((name.to_string(), email.to_string()))
 }
 
 fn default_state_branch() -> Located<String> {

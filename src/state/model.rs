@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::lock::Lock;
 use crate::config::{CloudName, ComponentName, EnvName};
 
 /// The version of the format this orchestrator reads and writes.
@@ -43,9 +44,9 @@ pub struct StateFile {
     /// A random id set when the file is created and never changed: two files
     /// with different lineages are different records, not versions of one.
     pub lineage: String,
-    /// The run lock, kept as written until the locking format is defined.
-    #[serde(serialize_with = "sorted_option")]
-    pub lock: Option<serde_json::Value>,
+    /// Who holds the environment and cloud (or some of its components)
+    /// right now; `null` when nobody does.
+    pub lock: Option<Lock>,
     /// The format version; always [`SCHEMA_VERSION`] once read or created.
     pub schema_version: u32,
     /// Bumped by one for every recorded batch of changes; the copy with the
@@ -163,6 +164,9 @@ pub struct HistoryEntry {
     pub at: Timestamp,
     /// Each changed component's new status.
     pub changes: BTreeMap<ComponentName, Status>,
+    /// What else happened: a lock taken over or forced open, and why.
+    #[serde(default)]
+    pub note: Option<String>,
     /// The CI run that recorded it.
     pub run: Option<RunInfo>,
     /// The serial the batch produced.
@@ -270,14 +274,40 @@ impl StateFile {
         run: Option<RunInfo>,
         at: Timestamp,
     ) -> u64 {
+        self.record_with_note(changes, run, at, None)
+    }
+
+    /// As [`StateFile::record`], with a note saying what else happened
+    /// (a lock taken over or forced open). A batch with a note is recorded
+    /// even when no component changed.
+    pub fn record_with_note(
+        &mut self,
+        changes: impl IntoIterator<Item = (ComponentName, ComponentRecord)>,
+        run: Option<RunInfo>,
+        at: Timestamp,
+        note: Option<String>,
+    ) -> u64 {
         let mut statuses = BTreeMap::new();
         for (name, record) in changes {
             statuses.insert(name.clone(), record.status);
             self.components.insert(name, record);
         }
-        if statuses.is_empty() {
+        if statuses.is_empty() && note.is_none() {
             return self.serial;
         }
+        self.bump(statuses, run, at, note)
+    }
+
+    /// Counts one write: a new serial and its history entry. Every write of
+    /// a shared state (a lock taken or released too) goes through here, so
+    /// the serial counts them all and the history lists them all.
+    pub fn bump(
+        &mut self,
+        changes: BTreeMap<ComponentName, Status>,
+        run: Option<RunInfo>,
+        at: Timestamp,
+        note: Option<String>,
+    ) -> u64 {
         // Only a hand-edited file can get near the top; saturating keeps
         // that from panicking.
         self.serial = self.serial.saturating_add(1);
@@ -285,7 +315,8 @@ impl StateFile {
             serial: self.serial,
             at,
             run,
-            changes: statuses,
+            changes,
+            note,
         });
         let excess = self.history.len().saturating_sub(HISTORY_LIMIT);
         self.history.drain(..excess);
@@ -326,16 +357,6 @@ fn sorted_map<S: serde::Serializer>(
         out.serialize_entry(k, &Sorted(&map[k]))?;
     }
     out.end()
-}
-
-fn sorted_option<S: serde::Serializer>(
-    value: &Option<serde_json::Value>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => s.serialize_some(&Sorted(v)),
-        None => s.serialize_none(),
-    }
 }
 
 #[cfg(test)]

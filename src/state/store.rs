@@ -262,7 +262,7 @@ impl std::error::Error for StateError {
 /// Parses a state file's bytes, checking the version before the shape: a
 /// file from a newer orchestrator may have fields this one does not know,
 /// and the version is the useful thing to report about it.
-fn parse(path: &Path, bytes: &[u8]) -> Result<StateFile, StateError> {
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<StateFile, StateError> {
     // An empty file is what a crash mid-write by some other tool, or a full
     // disk, leaves; say so instead of serde_json's "EOF at column 0".
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -309,7 +309,7 @@ fn corrupt(path: &Path, error: &serde_json::Error) -> StateError {
 /// The file's bytes: pretty-printed, keys sorted at every level, ending in
 /// a newline. `serde_json` keeps insertion order here (`preserve_order`),
 /// so the keys are sorted explicitly.
-fn render(state: &StateFile) -> Result<Vec<u8>, serde_json::Error> {
+pub fn render(state: &StateFile) -> Result<Vec<u8>, serde_json::Error> {
     // The model declares its fields in key order and sorts free-form JSON as
     // it serializes, so this is already the sorted form.
     let mut bytes = serde_json::to_vec_pretty(state)?;
