@@ -1,0 +1,209 @@
+//! The git state store against a local bare origin.
+//!
+//! 1. One write: fetch the state branch, merge a component record, commit,
+//!    push (what a run does after components finish), repeated; target:
+//!    median ≤ 50 ms.
+//! 2. Sixteen writers at once, each in its own clone (as sixteen matrix
+//!    jobs), each recording a different component; target: all land, total
+//!    ≤ 5 s. Reports the attempts each write took.
+//!
+//! Run with `cargo bench --bench state`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
+use orchestrator_action::state::publish::message;
+use orchestrator_action::state::sync::Options;
+use orchestrator_action::state::{
+    ComponentRecord, RecordAction, Status, Store, StoreError, Timestamp,
+};
+
+const SINGLE_WRITES: usize = 30;
+const WRITERS: usize = 16;
+const ROUNDS: usize = 5;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A bare origin with a config of `n` components, and the directory to
+/// clone it into.
+fn origin(root: &Path, n: usize) {
+    git(root, &["init", "-q", "--bare", "-b", "main", "origin.git"]);
+    git(root, &["init", "-q", "-b", "main", "seed"]);
+    let seed = root.join("seed");
+    let mut yaml = String::from("version: 1\ndefaults: {runner: shell}\ncomponents:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  c{i:02}: {{path: stacks/c{i:02}, commands: {{apply: 'true'}}}}\n"
+        ));
+        std::fs::create_dir_all(seed.join(format!("stacks/c{i:02}"))).unwrap();
+        std::fs::write(seed.join(format!("stacks/c{i:02}/main.tf")), "").unwrap();
+    }
+    yaml.push_str("environments:\n  dev: {clouds: [aws]}\n");
+    std::fs::write(seed.join("orchestrator.yaml"), yaml).unwrap();
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "-q", "-m", "seed"]);
+    git(&seed, &["push", "-q", "../origin.git", "main"]);
+}
+
+fn clone(root: &Path, name: &str) -> PathBuf {
+    git(root, &["clone", "-q", "origin.git", name]);
+    root.join(name)
+}
+
+/// Records `component` as succeeded in one write; returns the attempts.
+fn write(store: &Store, component: &ComponentName) -> Result<u32, StoreError> {
+    let (env, cloud) = (
+        EnvName::parse("dev").unwrap(),
+        CloudName::parse("aws").unwrap(),
+    );
+    let target = store.target(&env, &cloud);
+    let written = store.transact(&target, false, |state| {
+        let now = Timestamp::from(SystemTime::now());
+        let mut record = ComponentRecord::new(Status::Succeeded, RecordAction::Apply);
+        record.finished_at = Some(now);
+        state.components.insert(component.clone(), record);
+        let changes = BTreeMap::from([(component.clone(), Status::Succeeded)]);
+        state.bump(changes.clone(), None, now, None);
+        Ok(Some(message(&target.label(), &changes, &[])))
+    })?;
+    Ok(written.attempts)
+}
+
+fn open(dir: &Path) -> Store {
+    let config = config::load(&dir.join("orchestrator.yaml")).expect("config");
+    Store::open(&config, Options::default()).expect("store")
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    orchestrator_action::state::git::init();
+
+    let dir = tempfile::TempDir::new().unwrap();
+    origin(dir.path(), WRITERS);
+    let job = clone(dir.path(), "single");
+    let store = open(&job);
+    let name = ComponentName::parse("c00").unwrap();
+    write(&store, &name).expect("first write");
+    let mut times: Vec<Duration> = (0..SINGLE_WRITES)
+        .map(|_| {
+            let t = Instant::now();
+            write(&store, &name).expect("write");
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    println!("one write (fetch, merge, commit, push) to a local bare origin, {SINGLE_WRITES} runs");
+    println!(
+        "  fastest {}  median {}  slowest {}   target: median ≤ 50 ms — {}",
+        ms(times[0]),
+        ms(median),
+        ms(times[times.len() - 1]),
+        if median <= Duration::from_millis(50) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+
+    println!("\n{WRITERS} writers at once, each in its own clone, {ROUNDS} rounds");
+    let mut totals = Vec::new();
+    let mut all_attempts = Vec::new();
+    for round in 0..ROUNDS {
+        let dir = tempfile::TempDir::new().unwrap();
+        origin(dir.path(), WRITERS);
+        let stores: Vec<Store> = (0..WRITERS)
+            .map(|i| open(&clone(dir.path(), &format!("job{i:02}"))))
+            .collect();
+        let barrier = Arc::new(Barrier::new(WRITERS));
+        let started = Instant::now();
+        let attempts: Vec<u32> = std::thread::scope(|scope| {
+            let handles: Vec<_> = stores
+                .iter()
+                .enumerate()
+                .map(|(i, store)| {
+                    let barrier = barrier.clone();
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let name = ComponentName::parse(&format!("c{i:02}")).unwrap();
+                        write(store, &name).unwrap_or_else(|e| panic!("{}", e.message()))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let total = started.elapsed();
+        // Every write landed: the state on origin holds all of them.
+        let check = open(&clone(dir.path(), "check"));
+        let target = check.target(
+            &EnvName::parse("dev").unwrap(),
+            &CloudName::parse("aws").unwrap(),
+        );
+        check.refresh(&target).expect("refresh");
+        let state =
+            orchestrator_action::state::store::read(&target.local, &target.env, &target.cloud)
+                .expect("read")
+                .expect("state");
+        assert_eq!(
+            state.components.len(),
+            WRITERS,
+            "round {round}: a write was lost"
+        );
+        assert_eq!(
+            state.serial, WRITERS as u64,
+            "round {round}: serial counts every write"
+        );
+        println!(
+            "  round {}: {}  attempts per write: min {} / mean {:.1} / max {}",
+            round + 1,
+            ms(total),
+            attempts.iter().min().unwrap(),
+            attempts.iter().sum::<u32>() as f64 / attempts.len() as f64,
+            attempts.iter().max().unwrap()
+        );
+        totals.push(total);
+        all_attempts.extend(attempts);
+    }
+    totals.sort();
+    let median = totals[totals.len() / 2];
+    println!(
+        "  median total {}  slowest {}   target: all land, ≤ 5 s — {}",
+        ms(median),
+        ms(totals[totals.len() - 1]),
+        if totals[totals.len() - 1] <= Duration::from_secs(5) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  attempts per write over all rounds: mean {:.2}, max {}",
+        all_attempts.iter().sum::<u32>() as f64 / all_attempts.len() as f64,
+        all_attempts.iter().max().unwrap()
+    );
+}
