@@ -17,6 +17,7 @@ use super::{
 use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
+use crate::redact::Redacting;
 use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
 use crate::state::recorder::Recorder;
@@ -37,6 +38,8 @@ pub(super) fn run(
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, destroy)?;
     check_values(&config, &env)?;
+    let token = crate::github::token(args.github.github_token.as_deref());
+    let redactor = super::issue::redactor(&config, &env, token.as_deref())?;
     let fingerprinter = Fingerprinter::new(&config);
     let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
     let plans = engine::plans(&config, &env, &observations, &request);
@@ -131,10 +134,12 @@ pub(super) fn run(
     };
     let started = std::time::Instant::now();
     let (result, mut finished) = {
-        let mut subscribers: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
+        let mut outputs: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
         if args.format == Format::Text {
-            subscribers.push(&mut terminal);
+            outputs.push(&mut terminal);
         }
+        let mut redacting = Redacting::new(&redactor, outputs);
+        let mut subscribers: Vec<&mut dyn Subscriber> = vec![&mut redacting];
         runtime.block_on(engine::execute(
             &config,
             &env,
@@ -147,6 +152,9 @@ pub(super) fn run(
     };
     let state_errors = recorder.finish();
     drop(runtime);
+    finished
+        .iter_mut()
+        .for_each(|f| redactor.redact_finished(f));
     // Report in plan order, not the order components happened to finish in.
     let order: Vec<(String, String)> = plans
         .iter()
@@ -186,6 +194,18 @@ pub(super) fn run(
     }
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
+    }
+    // A cancelled run has seconds left before it is killed: no GitHub calls.
+    if args.open_issue_on_failure && result != RunResult::Cancelled {
+        super::issue::after_run(
+            &config,
+            &env,
+            &finished,
+            &args.github,
+            &redactor,
+            run_id,
+            fingerprinter.head_commit(),
+        );
     }
     Ok(match result {
         _ if !state_errors.is_empty() => EXIT_FAILED,

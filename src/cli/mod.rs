@@ -7,8 +7,10 @@
 //! (arguments, config, state file), 3 state conflict or lock held, 130
 //! cancelled.
 
+mod comment;
 mod deploy;
 mod inspect;
+mod issue;
 mod state;
 
 use std::io::Write;
@@ -65,6 +67,63 @@ pub enum Command {
     /// Read, check or change the state directly.
     #[command(subcommand)]
     State(StateCommand),
+    /// Open, update or close failure issues from the recorded state.
+    #[command(subcommand)]
+    Issue(IssueCommand),
+    /// Create or update this run's comment on a pull request.
+    Comment(CommentArgs),
+}
+
+/// How to reach GitHub. The token is better passed as GITHUB_TOKEN than on
+/// the command line, where other users of the machine can see it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GithubArgs {
+    /// The GitHub token (default: the `github-token` input, else GITHUB_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub github_token: Option<String>,
+}
+
+/// `issue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// Open or comment on an issue for each component the state records as failed.
+    Report(IssueArgs),
+    /// Close the issues of components the state records as succeeded or destroyed.
+    Resolve(IssueArgs),
+}
+
+/// Arguments of `issue report` and `issue resolve`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Where.
+    #[command(flatten)]
+    pub at: StatusArgs,
+    /// Only these components (comma-separated or repeated); default: all.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub components: Vec<String>,
+    /// How to reach GitHub.
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+/// Arguments of `comment`.
+#[derive(Debug, Args)]
+pub struct CommentArgs {
+    /// The comment's text, in markdown: a file, or `-` for standard input.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: PathBuf,
+    /// The pull request (default: the one the workflow run is for).
+    #[arg(long, value_name = "NUMBER")]
+    pub pr: Option<u64>,
+    /// Which of our comments this is: one comment is kept per key.
+    #[arg(long, value_name = "KEY", default_value = "orchestrator")]
+    pub key: String,
+    /// How to reach GitHub.
+    #[command(flatten)]
+    pub github: GithubArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Which environment, clouds and components a command is about.
@@ -123,6 +182,13 @@ pub struct RunArgs {
     /// Print the plan and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Open a GitHub issue for each failed component, comment on it when it
+    /// fails again, and close it when it next succeeds.
+    #[arg(long)]
+    pub open_issue_on_failure: bool,
+    /// How to reach GitHub.
+    #[command(flatten)]
+    pub github: GithubArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -243,6 +309,8 @@ pub enum Failure {
     Reported,
     /// Writing the output failed (for example, a closed pipe).
     Io(std::io::Error),
+    /// A GitHub call failed.
+    GitHub(crate::github::Error),
 }
 
 impl Failure {
@@ -250,7 +318,8 @@ impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::Config(_) | Failure::Usage { .. } | Failure::Reported => EXIT_BAD_INPUT,
-            Failure::Io(_) => EXIT_FAILED,
+            Failure::GitHub(crate::github::Error::Setup { .. }) => EXIT_BAD_INPUT,
+            Failure::Io(_) | Failure::GitHub(_) => EXIT_FAILED,
         }
     }
 
@@ -264,6 +333,10 @@ impl Failure {
             },
             Failure::Reported => String::new(),
             Failure::Io(e) => format!("error: cannot write output: {e}\n"),
+            Failure::GitHub(e) => match e.hint() {
+                Some(h) => format!("error: {e}\n  = help: {h}\n"),
+                None => format!("error: {e}\n"),
+            },
         }
     }
 }
@@ -302,6 +375,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32, Failure> {
         Command::Destroy(args) => return deploy::run(&cli.config, &args, true, out),
         Command::Status(args) => state::status(&cli.config, &args, out)?,
         Command::State(command) => state::command(&cli.config, command, out)?,
+        Command::Issue(command) => return issue::command(&cli.config, command, out),
+        Command::Comment(args) => return comment::run(&cli.config, &args, out),
     }
     Ok(0)
 }
