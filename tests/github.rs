@@ -264,6 +264,17 @@ fn failed_state() -> Repo {
     repo
 }
 
+/// `issue report --env dev` as workflow run `run_id`.
+fn report(repo: &Repo, fake: &FakeGitHub, run_id: u64) -> Output {
+    run(
+        repo,
+        fake,
+        run_id,
+        &[],
+        &["issue", "report", "--env", "dev"],
+    )
+}
+
 fn spawn_report(repo: &Repo, fake: &FakeGitHub, run_id: u64) -> Child {
     command(repo, fake, ACTIONS_TOKEN, run_id)
         .args(["issue", "report", "--env", "dev"])
@@ -305,92 +316,73 @@ fn two_jobs_reporting_the_same_failure_at_once_leave_one_open_issue_with_both_re
     }
 }
 
-#[test]
-fn a_502_on_create_still_makes_exactly_one_issue() {
-    // GitHub refused the first create.
+/// Reports the failed `clusters` with `faults` injected, as run `run_id`,
+/// and checks that the report succeeds with exactly one issue; the fake,
+/// for more checks.
+fn one_issue_despite(faults: &[Fault], run_id: u64, env: &[(&str, &str)]) -> FakeGitHub {
     let fake = FakeGitHub::start();
-    fake.inject(Fault::Status {
-        op: "issues/create",
-        status: 502,
-        times: 1,
-    });
+    for fault in faults {
+        fake.inject(fault.clone());
+    }
     let repo = failed_state();
     let out = run(
         &repo,
         &fake,
-        5001,
-        &[],
+        run_id,
+        env,
         &["issue", "report", "--env", "dev"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(fake.issues_with(CLUSTERS).len(), 1);
-    let creates = fake
-        .received()
+    assert_eq!(fake.issues_with(CLUSTERS).len(), 1, "{:#?}", fake.issues());
+    fake
+}
+
+fn creates(fake: &FakeGitHub) -> usize {
+    fake.received()
         .iter()
         .filter(|r| r.operation.as_deref() == Some("issues/create"))
-        .count();
-    assert_eq!(creates, 2, "looked, found nothing, created once more");
+        .count()
+}
 
-    // GitHub created the issue but the answer was a 502: not created again.
-    let fake = FakeGitHub::start();
-    fake.inject(Fault::StatusAfterWork {
+#[test]
+fn a_502_on_create_still_makes_exactly_one_issue() {
+    // GitHub refused the first create: looked, found nothing, created again.
+    let refused = Fault::Status {
         op: "issues/create",
         status: 502,
         times: 1,
-    });
-    let out = run(
-        &repo,
-        &fake,
-        5002,
-        &[],
-        &["issue", "report", "--env", "dev"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(fake.issues_with(CLUSTERS).len(), 1);
-    let creates = fake
-        .received()
-        .iter()
-        .filter(|r| r.operation.as_deref() == Some("issues/create"))
-        .count();
-    assert_eq!(creates, 1, "never resent blindly");
+    };
+    assert_eq!(creates(&one_issue_despite(&[refused], 5001, &[])), 2);
+    // GitHub created the issue but the answer was a 502: never resent blindly.
+    let lost = Fault::StatusAfterWork {
+        op: "issues/create",
+        status: 502,
+        times: 1,
+    };
+    assert_eq!(creates(&one_issue_despite(&[lost], 5002, &[])), 1);
 }
 
 #[test]
 fn a_create_answered_after_the_timeout_is_not_made_twice() {
-    let fake = FakeGitHub::start();
-    fake.inject(Fault::Slow {
+    let slow = Fault::Slow {
         op: "issues/create",
         delay: std::time::Duration::from_secs(3),
         times: 1,
-    });
-    let repo = failed_state();
-    let out = command(&repo, &fake, TOKEN, 5101)
-        .env("ORCHESTRATOR_GITHUB_TIMEOUT", "1s")
-        .args(["issue", "report", "--env", "dev"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(fake.issues_with(CLUSTERS).len(), 1);
+    };
+    let fake = one_issue_despite(&[slow], 5101, &[("ORCHESTRATOR_GITHUB_TIMEOUT", "1s")]);
+    assert_eq!(creates(&fake), 1);
 }
 
 #[test]
 fn server_errors_on_reads_are_retried() {
-    let fake = FakeGitHub::start();
-    fake.inject(Fault::Status {
+    let failing = Fault::Status {
         op: "issues/list-for-repo",
         status: 502,
         times: 2,
-    });
-    let repo = failed_state();
-    let out = run(
-        &repo,
-        &fake,
-        5201,
-        &[],
-        &["issue", "report", "--env", "dev"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(fake.issues_with(CLUSTERS).len(), 1);
+    };
+    let fake = one_issue_despite(&[failing], 5201, &[]);
+    let statuses: Vec<u16> = fake.received().iter().map(|r| r.status).take(3).collect();
+    assert_eq!(statuses, [502, 502, 200]);
 }
 
 #[test]
@@ -407,13 +399,7 @@ fn a_secondary_rate_limit_is_waited_out_and_the_issue_still_opens() {
         times: 1,
     });
     let repo = failed_state();
-    let out = run(
-        &repo,
-        &fake,
-        6001,
-        &[],
-        &["issue", "report", "--env", "dev"],
-    );
+    let out = report(&repo, &fake, 6001);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("secondary rate limit"),
@@ -423,13 +409,7 @@ fn a_secondary_rate_limit_is_waited_out_and_the_issue_still_opens() {
     let issues = fake.issues_with(CLUSTERS);
     assert_eq!(issues.len(), 1);
     // A later report's comment meets the hourly limit and waits for its reset.
-    let out = run(
-        &repo,
-        &fake,
-        6002,
-        &[],
-        &["issue", "report", "--env", "dev"],
-    );
+    let out = report(&repo, &fake, 6002);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fake.comments(issues[0].number).len(), 1);
 }
@@ -443,13 +423,7 @@ fn a_rate_limit_longer_than_allowed_fails_the_command_with_advice() {
         times: 1,
     });
     let repo = failed_state();
-    let out = run(
-        &repo,
-        &fake,
-        6101,
-        &[],
-        &["issue", "report", "--env", "dev"],
-    );
+    let out = report(&repo, &fake, 6101);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("asks to wait 1h"), "{}", stderr(&out));
     assert!(
@@ -626,18 +600,7 @@ fn a_fork_pull_requests_read_only_token_only_warns() {
 fn issue_resolve_closes_what_the_state_records_as_recovered() {
     let fake = FakeGitHub::start();
     let repo = failed_state();
-    assert_eq!(
-        run(
-            &repo,
-            &fake,
-            9301,
-            &[],
-            &["issue", "report", "--env", "dev"]
-        )
-        .status
-        .code(),
-        Some(0)
-    );
+    assert_eq!(report(&repo, &fake, 9301).status.code(), Some(0));
     assert_eq!(open(&fake.issues_with(CLUSTERS)).len(), 1);
     // Nothing recovered yet: resolve leaves the issue open.
     let out = run(
@@ -834,4 +797,162 @@ fn comment_takes_the_pull_request_from_the_event_and_needs_one() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no pull request to comment on"));
+}
+
+/// Sends one raw HTTP/1.1 request to the fake and returns the status.
+fn raw(fake: &FakeGitHub, method: &str, path: &str, token: Option<&str>, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let url = fake.url();
+    let host = url.trim_start_matches("http://");
+    let (addr, prefix) = host
+        .split_once('/')
+        .map_or((host, String::new()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {prefix}{path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line")
+}
+
+#[test]
+fn the_fake_refuses_requests_github_would_not_accept() {
+    let fake = FakeGitHub::start();
+    let issues = "/repos/acme/infra/issues";
+    // The shapes GitHub documents are accepted.
+    assert_eq!(
+        raw(
+            &fake,
+            "POST",
+            issues,
+            Some(TOKEN),
+            r#"{"title": "t", "body": "b"}"#
+        ),
+        201
+    );
+    assert_eq!(
+        raw(
+            &fake,
+            "GET",
+            "/repos/acme/infra/issues?state=open&labels=x&per_page=100",
+            Some(TOKEN),
+            ""
+        ),
+        200
+    );
+    // Anything else is refused.
+    assert_eq!(
+        raw(&fake, "POST", issues, Some(TOKEN), r#"{"titel": "t"}"#),
+        422,
+        "misspelt field"
+    );
+    assert_eq!(
+        raw(
+            &fake,
+            "POST",
+            issues,
+            Some(TOKEN),
+            r#"{"title": "t", "labels": "a"}"#
+        ),
+        422,
+        "wrong type"
+    );
+    assert_eq!(raw(&fake, "POST", issues, Some(TOKEN), "{not json"), 400);
+    assert_eq!(
+        raw(
+            &fake,
+            "GET",
+            "/repos/acme/infra/issues?label=x",
+            Some(TOKEN),
+            ""
+        ),
+        400,
+        "unknown parameter"
+    );
+    assert_eq!(
+        raw(
+            &fake,
+            "GET",
+            "/repos/acme/infra/issues?state=shut",
+            Some(TOKEN),
+            ""
+        ),
+        422,
+        "not in the enum"
+    );
+    assert_eq!(
+        raw(
+            &fake,
+            "PATCH",
+            "/repos/acme/infra/issues/1",
+            Some(TOKEN),
+            r#"{"state_reason": "fixed"}"#
+        ),
+        422
+    );
+    // octocrab's update_comment sends POST; GitHub documents PATCH.
+    assert_eq!(
+        raw(
+            &fake,
+            "POST",
+            "/repos/acme/infra/issues/comments/1",
+            Some(TOKEN),
+            r#"{"body": "x"}"#
+        ),
+        404
+    );
+    assert_eq!(
+        raw(
+            &fake,
+            "GET",
+            "/repos/acme/infra/issues/abc",
+            Some(TOKEN),
+            ""
+        ),
+        422,
+        "not an issue number"
+    );
+    assert_eq!(raw(&fake, "GET", issues, None, ""), 401);
+    assert_eq!(raw(&fake, "GET", issues, Some("ghp_wrong"), ""), 401);
+    assert_eq!(
+        raw(&fake, "GET", "/repos/someone/else/issues", Some(TOKEN), ""),
+        404
+    );
+    assert_eq!(raw(&fake, "GET", "/no/such/route", Some(TOKEN), ""), 404);
+    let long = serde_json::json!({"title": "t", "body": "x".repeat(65_537)}).to_string();
+    assert_eq!(
+        raw(&fake, "POST", issues, Some(TOKEN), &long),
+        422,
+        "Body is too long"
+    );
+    assert_eq!(
+        fake.issues().len(),
+        1,
+        "only the valid create made an issue"
+    );
+
+    // Without /api/v3 an Enterprise Server has nothing there.
+    let ghes = FakeGitHub::start_enterprise();
+    assert_eq!(
+        raw(&ghes, "GET", "/repos/acme/infra/issues", Some(TOKEN), ""),
+        200
+    );
+    let bare = ghes.url().trim_end_matches("/api/v3").to_string();
+    let mut stream =
+        std::net::TcpStream::connect(bare.trim_start_matches("http://")).expect("connect");
+    use std::io::{Read, Write};
+    write!(stream, "GET /repos/acme/infra/issues HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }

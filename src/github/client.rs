@@ -346,8 +346,30 @@ impl Client {
     }
 
     fn prepare_within(&self, text: &str, limit: usize) -> String {
-        let masked = self.redactor.redact(text);
-        fit(&masked, limit, self.settings.run_link.as_deref())
+        fit(
+            &self.redact_around_markers(text),
+            limit,
+            self.settings.run_link.as_deref(),
+        )
+    }
+
+    /// Redacts everything but our own marker lines: they hold only names we
+    /// validated, and a marker changed by redaction (`key=config-diff` looks
+    /// like a secret) would never be found again.
+    fn redact_around_markers(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut block = String::new();
+        for line in text.split_inclusive('\n') {
+            if is_marker(line) {
+                out.push_str(&self.redactor.redact(&block));
+                block.clear();
+                out.push_str(line);
+            } else {
+                block.push_str(line);
+            }
+        }
+        out.push_str(&self.redactor.redact(&block));
+        out
     }
 
     /// Redacts the title and body, and cuts the body to `limit` characters.
@@ -402,7 +424,7 @@ impl Client {
                     status: error.status().unwrap_or(403),
                     message: format!(
                         "rate limited, and GitHub asks to wait {}, longer than the {} allowed",
-                        humantime::format_duration(round(delay)),
+                        humantime::format_duration(round(at_least)),
                         humantime::format_duration(self.settings.max_wait)
                     ),
                     hint: Some(
@@ -440,6 +462,14 @@ impl Client {
         }
         *last = Some(Instant::now());
     }
+}
+
+/// Whether a line is one of our hidden markers, `<!-- orchestrator:... -->`.
+fn is_marker(line: &str) -> bool {
+    let line = line.trim();
+    line.starts_with("<!-- orchestrator:")
+        && line.ends_with("-->")
+        && line.matches("-->").count() == 1
 }
 
 /// Durations printed to the millisecond.
