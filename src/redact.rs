@@ -106,11 +106,6 @@ impl Redactor {
         };
     }
 
-    /// How many secret values it knows (each written form counts).
-    pub fn secret_count(&self) -> usize {
-        self.secrets.len()
-    }
-
     /// Whether a key name looks secret: one of the configured words is a
     /// whole word (or run of words) of it. Only the last dotted part counts,
     /// so a resource address like `aws_kms_key.main` is not a secret key.

@@ -178,16 +178,6 @@ impl Client {
         })
     }
 
-    /// The repository it works on.
-    pub fn repo(&self) -> &Repo {
-        &self.repo
-    }
-
-    /// The redactor every outgoing text passes through.
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
     /// `/repos/{owner}/{repo}` followed by `tail`.
     pub fn repo_route(&self, tail: &str) -> String {
         format!("/repos/{}/{}{tail}", self.repo.owner, self.repo.name)

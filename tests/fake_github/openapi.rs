@@ -108,13 +108,6 @@ impl Spec {
             })
     }
 
-    /// Whether any operation has this path, whatever its method.
-    pub fn knows_path(&self, path: &str) -> bool {
-        ["GET", "POST", "PATCH", "PUT", "DELETE"]
-            .iter()
-            .any(|m| self.route(m, path).is_some())
-    }
-
     /// The value of a named example (`components.examples.NAME.value`).
     pub fn example(&self, name: &str) -> Value {
         let value = &self.raw["components"]["examples"][name]["value"];
