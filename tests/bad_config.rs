@@ -605,6 +605,92 @@ fn retry_patterns_must_be_valid_regular_expressions() {
 }
 
 #[test]
+fn a_sensitive_pattern_with_an_empty_key_is_refused() {
+    rejects(
+        &format!(
+            "{}secrets:\n  sensitive: [\"db..password\"]\n",
+            common::VALID
+        ),
+        &[
+            "orchestrator.yaml:26:15",
+            "secrets.sensitive",
+            "`db..password` has an empty key",
+        ],
+    );
+}
+
+#[test]
+fn a_star_inside_a_key_is_refused() {
+    rejects(
+        &format!(
+            "{}secrets:\n  sensitive:\n    - \"**.db_*\"\n",
+            common::VALID
+        ),
+        &[
+            "orchestrator.yaml:27:7",
+            "secrets.sensitive",
+            "`*` stands for a whole key",
+        ],
+    );
+}
+
+#[test]
+fn secret_key_words_must_be_words_in_a_list() {
+    rejects(
+        &format!("{}secrets:\n  keys: password\n", common::VALID),
+        &["orchestrator.yaml:26:9", "secrets.keys", "expected a list"],
+    );
+    rejects(
+        &format!("{}secrets:\n  keys: [\"pass word\"]\n", common::VALID),
+        &["orchestrator.yaml:26:10", "`pass word` is not a key word"],
+    );
+}
+
+#[test]
+fn a_misspelt_secrets_key_suggests_the_right_one() {
+    rejects(
+        &format!("{}secrets:\n  sensitve: []\n", common::VALID),
+        &[
+            "orchestrator.yaml:26:3",
+            "unknown key `sensitve` in `secrets`",
+            "did you mean `sensitive`?",
+        ],
+    );
+}
+
+#[test]
+fn issue_labels_must_be_usable_and_at_least_one() {
+    rejects(
+        &format!("{}issues:\n  labels: [\"a,b\"]\n", common::VALID),
+        &[
+            "orchestrator.yaml:26:12",
+            "issues.labels",
+            "may not contain commas",
+        ],
+    );
+    rejects(
+        &format!("{}issues:\n  labels: []\n", common::VALID),
+        &[
+            "orchestrator.yaml:26:11",
+            "list at least one label",
+            "found by their first label",
+        ],
+    );
+}
+
+#[test]
+fn issue_assignees_must_be_github_user_names() {
+    rejects(
+        &format!("{}issues:\n  assignees: [\"-oncall\"]\n", common::VALID),
+        &[
+            "orchestrator.yaml:26:15",
+            "issues.assignees",
+            "`-oncall` is not a GitHub user name",
+        ],
+    );
+}
+
+#[test]
 fn a_state_author_must_be_a_name_and_an_email() {
     rejects(
         &format!(

@@ -20,6 +20,7 @@ use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
 use crate::plan::Request;
+use crate::redact::Redacting;
 use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
@@ -43,6 +44,8 @@ pub(super) fn run(
     let request = request(&config, &args.select, destroy)?;
     check_values(&config, &env)?;
     let run_id = new_run_id();
+    let token = crate::github::token(args.store.github.github_token.as_deref());
+    let redactor = super::issue::redactor(&config, &env, token.as_deref())?;
     let store = Arc::new(open_store(&config, &args.store)?);
     let run = run_info(run_id);
     let host = nix::unistd::gethostname()
@@ -159,11 +162,12 @@ pub(super) fn run(
     };
     let started = std::time::Instant::now();
     let (result, mut finished) = {
-        let mut subscribers: Vec<&mut dyn Subscriber> =
-            vec![&mut recorder, &mut logs, &mut publisher];
+        let mut outputs: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
         if args.format == Format::Text {
-            subscribers.push(&mut terminal);
+            outputs.push(&mut terminal);
         }
+        let mut redacting = Redacting::new(&redactor, outputs);
+        let mut subscribers: Vec<&mut dyn Subscriber> = vec![&mut redacting, &mut publisher];
         runtime.block_on(engine::execute(
             &config,
             &env,
@@ -177,6 +181,9 @@ pub(super) fn run(
     let state_errors = recorder.finish();
     drop(runtime);
     let published = publisher.finish();
+    finished
+        .iter_mut()
+        .for_each(|f| redactor.redact_finished(f));
     // Report in plan order, not the order components happened to finish in.
     let order: Vec<(String, String)> = plans
         .iter()
@@ -216,6 +223,18 @@ pub(super) fn run(
     }
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
+    }
+    // A cancelled run has seconds left before it is killed: no GitHub calls.
+    if args.open_issue_on_failure && result != RunResult::Cancelled {
+        super::issue::after_run(
+            &config,
+            &env,
+            &finished,
+            &args.store.github,
+            &redactor,
+            run_id,
+            fingerprinter.head_commit(),
+        );
     }
     let code = match result {
         _ if !state_errors.is_empty() => EXIT_FAILED,

@@ -7,8 +7,10 @@
 //! (arguments, config, state file), 3 state conflict or lock held, 130
 //! cancelled.
 
+mod comment;
 mod deploy;
 mod inspect;
+mod issue;
 mod state;
 
 use std::io::Write;
@@ -65,6 +67,63 @@ pub enum Command {
     /// Read, check or change the state directly.
     #[command(subcommand)]
     State(StateCommand),
+    /// Open, update or close failure issues from the recorded state.
+    #[command(subcommand)]
+    Issue(IssueCommand),
+    /// Create or update this run's comment on a pull request.
+    Comment(CommentArgs),
+}
+
+/// How to reach GitHub. The token is better passed as GITHUB_TOKEN than on
+/// the command line, where other users of the machine can see it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GithubArgs {
+    /// The GitHub token (default: the `github-token` input, else GITHUB_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub github_token: Option<String>,
+}
+
+/// `issue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// Open or comment on an issue for each component the state records as failed.
+    Report(IssueArgs),
+    /// Close the issues of components the state records as succeeded or destroyed.
+    Resolve(IssueArgs),
+}
+
+/// Arguments of `issue report` and `issue resolve`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Where.
+    #[command(flatten)]
+    pub at: StatusArgs,
+    /// Only these components (comma-separated or repeated); default: all.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub components: Vec<String>,
+    /// How to reach GitHub.
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+/// Arguments of `comment`.
+#[derive(Debug, Args)]
+pub struct CommentArgs {
+    /// The comment's text, in markdown: a file, or `-` for standard input.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: PathBuf,
+    /// The pull request (default: the one the workflow run is for).
+    #[arg(long, value_name = "NUMBER")]
+    pub pr: Option<u64>,
+    /// Which of our comments this is: one comment is kept per key.
+    #[arg(long, value_name = "KEY", default_value = "orchestrator")]
+    pub key: String,
+    /// How to reach GitHub.
+    #[command(flatten)]
+    pub github: GithubArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Which environment, clouds and components a command is about.
@@ -127,7 +186,11 @@ pub struct RunArgs {
     /// `10m`); by default a held lock fails the run at once.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     pub lock_timeout: std::time::Duration,
-    /// Where the state goes.
+    /// Open a GitHub issue for each failed component, comment on it when it
+    /// fails again, and close it when it next succeeds.
+    #[arg(long)]
+    pub open_issue_on_failure: bool,
+    /// Where the state goes, and how to reach GitHub.
     #[command(flatten)]
     pub store: StoreArgs,
     /// Output format.
@@ -141,9 +204,9 @@ pub struct StoreArgs {
     /// Keep the state in the working tree only: no commit, no push.
     #[arg(long)]
     pub no_commit: bool,
-    /// Token for pushing the state over https (default: $GITHUB_TOKEN).
-    #[arg(long, value_name = "TOKEN")]
-    pub github_token: Option<String>,
+    /// How to reach GitHub (the token also pushes the state over https).
+    #[command(flatten)]
+    pub github: GithubArgs,
 }
 
 fn duration(text: &str) -> Result<std::time::Duration, String> {
@@ -304,6 +367,8 @@ pub enum Failure {
     },
     /// Writing the output failed (for example, a closed pipe).
     Io(std::io::Error),
+    /// A GitHub call failed.
+    GitHub(crate::github::Error),
 }
 
 impl Failure {
@@ -312,7 +377,8 @@ impl Failure {
         match self {
             Failure::Config(_) | Failure::Usage { .. } | Failure::Reported => EXIT_BAD_INPUT,
             Failure::Conflict { .. } => EXIT_CONFLICT,
-            Failure::Io(_) => EXIT_FAILED,
+            Failure::GitHub(crate::github::Error::Setup { .. }) => EXIT_BAD_INPUT,
+            Failure::Io(_) | Failure::GitHub(_) => EXIT_FAILED,
         }
     }
 
@@ -332,6 +398,10 @@ impl Failure {
             }
             Failure::Reported => String::new(),
             Failure::Io(e) => format!("error: cannot write output: {e}\n"),
+            Failure::GitHub(e) => match e.hint() {
+                Some(h) => format!("error: {e}\n  = help: {h}\n"),
+                None => format!("error: {e}\n"),
+            },
         }
     }
 }
@@ -370,10 +440,7 @@ impl From<crate::state::StoreError> for Failure {
 /// Opens the state store as the arguments ask, and says on stderr where
 /// the state goes.
 fn open_store(config: &Config, args: &StoreArgs) -> Result<crate::state::Store, Failure> {
-    let token = args
-        .github_token
-        .clone()
-        .or_else(|| std::env::var("GITHUB_TOKEN").ok())
+    let token = crate::github::token(args.github.github_token.as_deref())
         .and_then(crate::state::git::Token::new);
     let store = crate::state::Store::open(
         config,
@@ -406,6 +473,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32, Failure> {
         Command::Destroy(args) => return deploy::run(&cli.config, &args, true, out),
         Command::Status(args) => state::status(&cli.config, &args, out)?,
         Command::State(command) => state::command(&cli.config, command, out)?,
+        Command::Issue(command) => return issue::command(&cli.config, command, out),
+        Command::Comment(args) => return comment::run(&cli.config, &args, out),
     }
     Ok(0)
 }

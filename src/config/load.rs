@@ -11,9 +11,10 @@ use std::path::Path;
 use indexmap::IndexMap;
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
+use super::keypath::KeyPattern;
 use super::model::{
-    Commands, ComponentSpec, ConfigFile, DEFAULT_MAX_PARALLEL, EnvironmentSpec, Located,
-    PromotionSpec, Runner, Settings, StateSpec, Template, Timeout,
+    Commands, ComponentSpec, ConfigFile, DEFAULT_MAX_PARALLEL, EnvironmentSpec, IssuesSpec,
+    Located, PromotionSpec, Runner, SecretsSpec, Settings, StateSpec, Template, Timeout,
 };
 use super::names::{CloudName, ComponentName, EnvName, NameError};
 use crate::yaml::{Key, Node, Pos, Value};
@@ -104,6 +105,14 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
         .get("state")
         .map(|(_, n)| w.state(n))
         .unwrap_or_default();
+    let secrets = top
+        .get("secrets")
+        .map(|(_, n)| w.secrets(n))
+        .unwrap_or_default();
+    let issues = top
+        .get("issues")
+        .map(|(_, n)| w.issues(n))
+        .unwrap_or_default();
     Some(ConfigFile {
         version,
         defaults,
@@ -112,6 +121,8 @@ pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile>
         environments,
         promotion,
         state,
+        secrets,
+        issues,
     })
 }
 
@@ -712,5 +723,100 @@ impl Walker<'_> {
             }
         }
         spec
+    }
+
+    /// A list of strings, each checked by `check` (which says what is wrong).
+    fn checked_strings(
+        &mut self,
+        node: &Node,
+        at: At<'_>,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Option<Vec<Located<String>>> {
+        let items = self.list(node, at)?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(text) = self.string(item, at) else {
+                continue;
+            };
+            match check(&text) {
+                Ok(()) => out.push(Located::new(text, item.pos)),
+                Err(e) => self.error(item.pos, at, e),
+            }
+        }
+        Some(out)
+    }
+
+    fn secrets(&mut self, node: &Node) -> SecretsSpec {
+        let Some(f) = self.mapping(node, "secrets", SecretsSpec::KEYS) else {
+            return SecretsSpec::default();
+        };
+        let keys = f.get("keys").and_then(|(_, n)| {
+            self.checked_strings(n, At("secrets", "keys"), |word| {
+                let ok = !word.is_empty()
+                    && word
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                    && word.chars().any(|c| c.is_ascii_alphanumeric());
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{word}` is not a key word: use letters and digits, e.g. `password` or `api_key`"
+                    ))
+                }
+            })
+        });
+        let sensitive = f
+            .get("sensitive")
+            .and_then(|(_, n)| {
+                self.checked_strings(n, At("secrets", "sensitive"), |p| {
+                    KeyPattern::parse(p).map(|_| ())
+                })
+            })
+            .unwrap_or_default();
+        SecretsSpec { keys, sensitive }
+    }
+
+    fn issues(&mut self, node: &Node) -> IssuesSpec {
+        let Some(f) = self.mapping(node, "issues", IssuesSpec::KEYS) else {
+            return IssuesSpec::default();
+        };
+        let labels = f.get("labels").and_then(|(_, n)| {
+            let at = At("issues", "labels");
+            let labels = self.checked_strings(n, at, |label| {
+                // Labels are sent comma-separated when issues are listed.
+                if label.trim().is_empty() || label.contains(',') || label.chars().count() > 50 {
+                    Err(format!(
+                        "`{label}` is not a usable label: GitHub labels are 1 to 50 characters, and these may not contain commas"
+                    ))
+                } else {
+                    Ok(())
+                }
+            })?;
+            if matches!(&n.value, Value::Seq(items) if items.is_empty()) || matches!(n.value, Value::Null) {
+                self.push(
+                    Diagnostic::new(self.file, n.pos, at.to_string(), "list at least one label")
+                        .hint("failure issues are found by their first label; the default is `[orchestrator]`"),
+                );
+            }
+            Some(labels)
+        });
+        let assignees = f
+            .get("assignees")
+            .and_then(|(_, n)| {
+                self.checked_strings(n, At("issues", "assignees"), |login| {
+                    let ok = (1..=39).contains(&login.len())
+                        && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !login.starts_with('-')
+                        && !login.ends_with('-');
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(format!("`{login}` is not a GitHub user name"))
+                    }
+                })
+            })
+            .unwrap_or_default();
+        IssuesSpec { labels, assignees }
     }
 }

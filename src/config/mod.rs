@@ -9,6 +9,7 @@
 //! valid.
 
 mod diagnostic;
+pub mod keypath;
 mod load;
 pub mod model;
 mod names;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 pub use diagnostic::{Diagnostic, Report, did_you_mean};
+pub use keypath::KeyPattern;
 pub use model::{Commands, Runner, Template};
 pub use names::{CloudName, ComponentName, EnvName, NameError};
 
@@ -36,6 +38,10 @@ pub const DEFAULT_RETRIES: u32 = 2;
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// The runner when neither component nor defaults say.
 pub const DEFAULT_RUNNER: Runner = Runner::Tofu;
+/// Words that make a key name look secret when `secrets.keys` is not set.
+pub const DEFAULT_SECRET_KEYS: [&str; 5] = ["password", "secret", "token", "key", "credential"];
+/// The label of failure issues when `issues.labels` is not set.
+pub const DEFAULT_ISSUE_LABEL: &str = "orchestrator";
 
 /// A loaded, valid configuration.
 #[derive(Debug, Clone)]
@@ -56,6 +62,28 @@ pub struct Config {
     pub promotion_keys: Vec<String>,
     /// Where state is kept.
     pub state: StateSettings,
+    /// Which values are secret.
+    pub secrets: SecretSettings,
+    /// How failure issues are labelled and assigned.
+    pub issues: IssueSettings,
+}
+
+/// Which values are secret (`secrets:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSettings {
+    /// Words that make a key name look secret.
+    pub keys: Vec<String>,
+    /// Key paths whose values are always secret.
+    pub sensitive: Vec<KeyPattern>,
+}
+
+/// How failure issues are labelled and assigned (`issues:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueSettings {
+    /// Labels of new issues; never empty, and the first finds open ones.
+    pub labels: Vec<String>,
+    /// Users assigned to new issues.
+    pub assignees: Vec<String>,
 }
 
 /// One component with every default applied.
@@ -206,6 +234,8 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
         environments,
         promotion,
         state,
+        secrets,
+        issues,
         ..
     } = doc;
     let mut specs = components;
@@ -267,6 +297,26 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
                 .author
                 .and_then(|a| model::parse_author(&a.value).ok())
                 .map(|(name, email)| crate::state::git::Identity { name, email }),
+        },
+        secrets: SecretSettings {
+            keys: secrets.keys.map_or_else(
+                || DEFAULT_SECRET_KEYS.map(String::from).to_vec(),
+                |keys| keys.into_iter().map(|k| k.value).collect(),
+            ),
+            // Each pattern was parsed once already when the file was read.
+            sensitive: secrets
+                .sensitive
+                .iter()
+                .filter_map(|p| KeyPattern::parse(&p.value).ok())
+                .collect(),
+        },
+        issues: IssueSettings {
+            labels: issues
+                .labels
+                .map(|l| l.into_iter().map(|l| l.value).collect::<Vec<_>>())
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| vec![DEFAULT_ISSUE_LABEL.to_string()]),
+            assignees: issues.assignees.into_iter().map(|a| a.value).collect(),
         },
     }
 }

@@ -82,6 +82,12 @@ pub struct ConfigFile {
     /// Where the orchestration state is kept.
     #[serde(default)]
     pub state: StateSpec,
+    /// Which values are secret, so they never leave in issues, comments or logs.
+    #[serde(default)]
+    pub secrets: SecretsSpec,
+    /// The GitHub issues opened when a deployment fails.
+    #[serde(default)]
+    pub issues: IssuesSpec,
 }
 
 impl ConfigFile {
@@ -94,6 +100,8 @@ impl ConfigFile {
         "environments",
         "promotion",
         "state",
+        "secrets",
+        "issues",
     ];
 }
 
@@ -334,6 +342,46 @@ fn default_state_branch() -> Located<String> {
 
 fn default_state_dir() -> Located<String> {
     Located::new(".orchestrator/state".to_string(), Pos::default())
+}
+
+/// Which values are secret.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSpec {
+    /// Words that make a key name look secret, matched against whole words of
+    /// the name (`api_key` and `dbPassword` match `key` and `password`;
+    /// `keys` and `monkey` do not). Replaces the built-in list: password,
+    /// secret, token, key, credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<Located<String>>>,
+    /// Dotted key-path patterns of values that are always secret, e.g.
+    /// `**.db_password` (`*` is one key, `**` any number of keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<Located<String>>,
+}
+
+impl SecretsSpec {
+    /// The keys this mapping accepts.
+    pub const KEYS: &'static [&'static str] = &["keys", "sensitive"];
+}
+
+/// The GitHub issues opened when a deployment fails.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuesSpec {
+    /// Labels put on failure issues (default `[orchestrator]`); the first is
+    /// the one open issues are found by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub labels: Option<Vec<Located<String>>>,
+    /// GitHub users assigned to new failure issues.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignees: Vec<Located<String>>,
+}
+
+impl IssuesSpec {
+    /// The keys this mapping accepts.
+    pub const KEYS: &'static [&'static str] = &["labels", "assignees"];
 }
 
 /// A duration written like `90s`, `30m` or `1h30m`.

@@ -17,7 +17,8 @@ pub fn json() -> String {
 #[cfg(test)]
 mod tests {
     use super::super::model::{
-        Commands, ComponentSpec, EnvironmentSpec, PromotionSpec, Settings, StateSpec,
+        Commands, ComponentSpec, EnvironmentSpec, IssuesSpec, PromotionSpec, SecretsSpec, Settings,
+        StateSpec,
     };
     use super::*;
 
@@ -38,7 +39,7 @@ mod tests {
     fn schema_properties_match_the_keys_the_loader_accepts() {
         let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
         let component_keys = [ComponentSpec::OWN_KEYS, Settings::KEYS].concat();
-        let cases: [(Option<&str>, &[&str]); 7] = [
+        let cases: [(Option<&str>, &[&str]); 9] = [
             (None, ConfigFile::KEYS),
             (Some("Settings"), Settings::KEYS),
             (Some("ComponentSpec"), &component_keys),
@@ -46,6 +47,8 @@ mod tests {
             (Some("EnvironmentSpec"), EnvironmentSpec::KEYS),
             (Some("PromotionSpec"), PromotionSpec::KEYS),
             (Some("StateSpec"), StateSpec::KEYS),
+            (Some("SecretsSpec"), SecretsSpec::KEYS),
+            (Some("IssuesSpec"), IssuesSpec::KEYS),
         ];
         for (def, keys) in cases {
             let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
