@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod events;
 pub mod exec;
 pub mod fingerprint;

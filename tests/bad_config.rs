@@ -351,6 +351,22 @@ fn promote_from_must_name_an_environment() {
 }
 
 #[test]
+fn promotion_key_patterns_must_use_whole_key_wildcards() {
+    rejects(
+        &format!(
+            "{}promotion:\n  keys: [\"**.version\", \"image_*\"]\n",
+            common::VALID
+        ),
+        &[
+            "orchestrator.yaml:26:24",
+            "`image_*` is not a key pattern",
+            "`*` and `**` stand for whole keys",
+            "promotion.keys",
+        ],
+    );
+}
+
+#[test]
 fn empty_file_says_what_it_needs() {
     rejects(
         "",

@@ -676,8 +676,8 @@ impl Walker<'_> {
                     .iter()
                     .filter_map(|item| {
                         let text = self.string(item, at)?;
-                        if text.trim().is_empty() || text.contains(char::is_whitespace) {
-                            self.error(item.pos, at, format!("`{text}` is not a key pattern"));
+                        if let Err(e) = super::KeyPattern::parse(&text) {
+                            self.error(item.pos, at, e.message);
                             return None;
                         }
                         Some(Located::new(text, item.pos))

@@ -9,6 +9,7 @@
 //! valid.
 
 mod diagnostic;
+pub mod keypath;
 mod load;
 pub mod model;
 mod names;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 pub use diagnostic::{Diagnostic, Report, did_you_mean};
+pub use keypath::KeyPattern;
 pub use model::{Commands, Runner, Template};
 pub use names::{CloudName, ComponentName, EnvName, NameError};
 
@@ -52,8 +54,8 @@ pub struct Config {
     pub graph: Graph,
     /// Environments, in the order written.
     pub environments: IndexMap<EnvName, Environment>,
-    /// Dotted-path patterns of the values promotion copies.
-    pub promotion_keys: Vec<String>,
+    /// Key-path patterns of the values promotion copies.
+    pub promotion_keys: Vec<KeyPattern>,
     /// Where state is kept.
     pub state: StateSettings,
 }
@@ -257,7 +259,12 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
         components,
         graph,
         environments,
-        promotion_keys: promotion.keys.into_iter().map(|k| k.value).collect(),
+        // The loader parsed every pattern and reported the ones that failed.
+        promotion_keys: promotion
+            .keys
+            .iter()
+            .filter_map(|k| KeyPattern::parse(&k.value).ok())
+            .collect(),
         state: StateSettings {
             branch,
             dir: PathBuf::from(state.dir.value),
