@@ -8,6 +8,7 @@
 //! cancelled.
 
 mod deploy;
+mod diff;
 mod inspect;
 mod state;
 
@@ -65,6 +66,8 @@ pub enum Command {
     /// Read, check or change the state directly.
     #[command(subcommand)]
     State(StateCommand),
+    /// Compare two environments' values, component by component.
+    Diff(diff::DiffArgs),
 }
 
 /// Which environment, clouds and components a command is about.
@@ -302,6 +305,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32, Failure> {
         Command::Destroy(args) => return deploy::run(&cli.config, &args, true, out),
         Command::Status(args) => state::status(&cli.config, &args, out)?,
         Command::State(command) => state::command(&cli.config, command, out)?,
+        Command::Diff(args) => return diff::run(&cli.config, &args, out),
     }
     Ok(0)
 }
