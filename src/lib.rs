@@ -13,6 +13,7 @@ pub mod exec;
 pub mod fingerprint;
 pub mod graph;
 pub mod plan;
+pub mod promote;
 pub mod report;
 pub mod state;
 pub mod yaml;

@@ -700,18 +700,29 @@ pub fn is_plain_string(text: &str) -> bool {
         || text.ends_with(':')
         || text.starts_with(char::is_whitespace)
         || text.ends_with(char::is_whitespace);
-    !indicator
-        && !awkward
-        && text != "<<"
-        && matches!(
-            resolve_scalar(
-                Cow::Borrowed(text),
-                ScalarStyle::Plain,
-                None,
-                Pos::default()
-            ),
-            Ok(Value::Str(_))
-        )
+    !indicator && !awkward && text != "<<" && matches!(plain_value(text), Value::Str(_))
+}
+
+/// What `text` reads back as when written as a plain scalar: null, a
+/// boolean, a number, or else a string.
+pub fn plain_value(text: &str) -> Value<'_> {
+    resolve_scalar(
+        Cow::Borrowed(text),
+        ScalarStyle::Plain,
+        None,
+        Pos::default(),
+    )
+    .unwrap_or(Value::Str(Cow::Borrowed(text)))
+}
+
+/// `text` as YAML writes a string: plain when that reads back as the same
+/// string, double-quoted otherwise.
+pub fn string_text(text: &str) -> String {
+    if is_plain_string(text) {
+        text.to_string()
+    } else {
+        double_quoted(text)
+    }
 }
 
 /// `text` as a double-quoted YAML scalar, which can hold any string.

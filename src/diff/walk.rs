@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{Change, HIDDEN, Kind, Options, Path, Segment, get, type_name};
+use super::{Change, HIDDEN, Kind, Options, Path, Segment, get, same_scalar, type_name};
 use crate::yaml::{Key, Node, Value};
 
 /// A guessed identifier needs more than this many entries on each side, as
@@ -17,15 +17,6 @@ const SCAN_LIMIT: usize = 16;
 /// Whether a node is a scalar rather than a collection.
 fn is_scalar(node: &Node<'_>) -> bool {
     !matches!(node.value, Value::Seq(_) | Value::Map(_))
-}
-
-/// Scalars of the same type with the same value. NaN equals NaN here, so a
-/// document always equals itself.
-fn same_scalar(a: &Value<'_>, b: &Value<'_>) -> bool {
-    match (a, b) {
-        (Value::Float(x), Value::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
-        _ => a == b,
-    }
 }
 
 /// The text an entry's identifier field holds, when it is a string or an

@@ -192,8 +192,7 @@ fn where_(change: &Change) -> String {
 fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(s) if s == HIDDEN => HIDDEN.to_string(),
-        Value::String(s) if crate::yaml::is_plain_string(s) => s.clone(),
-        Value::String(s) => crate::yaml::double_quoted(s),
+        Value::String(s) => crate::yaml::string_text(s),
         other => other.to_string(),
     }
 }
@@ -219,16 +218,12 @@ fn flow_text(value: &Value) -> String {
         Value::Object(map) => {
             let entries: Vec<String> = map
                 .iter()
-                .map(|(k, v)| format!("{}: {}", key_text(k), flow_text(v)))
+                .map(|(k, v)| format!("{}: {}", crate::yaml::string_text(k), flow_text(v)))
                 .collect();
             format!("{{{}}}", entries.join(", "))
         }
         scalar => scalar_text(scalar),
     }
-}
-
-fn key_text(key: &str) -> String {
-    scalar_text(&Value::String(key.to_string()))
 }
 
 fn block_lines(value: &Value, indent: &str, out: &mut Vec<String>) {
@@ -238,14 +233,18 @@ fn block_lines(value: &Value, indent: &str, out: &mut Vec<String>) {
             for (k, v) in map {
                 match v {
                     Value::Object(m) if !m.is_empty() => {
-                        out.push(format!("{indent}{}:", key_text(k)));
+                        out.push(format!("{indent}{}:", crate::yaml::string_text(k)));
                         block_lines(v, &nested, out);
                     }
                     Value::Array(a) if !a.is_empty() => {
-                        out.push(format!("{indent}{}:", key_text(k)));
+                        out.push(format!("{indent}{}:", crate::yaml::string_text(k)));
                         block_lines(v, &nested, out);
                     }
-                    _ => out.push(format!("{indent}{}: {}", key_text(k), flow_text(v))),
+                    _ => out.push(format!(
+                        "{indent}{}: {}",
+                        crate::yaml::string_text(k),
+                        flow_text(v)
+                    )),
                 }
             }
         }
