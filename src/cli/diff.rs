@@ -14,18 +14,9 @@ use crate::report;
 /// Arguments of `diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The environment compared from: its values are the `-` side.
-    #[arg(long, value_name = "ENV")]
-    pub from: String,
-    /// The environment compared to: its values are the `+` side.
-    #[arg(long, value_name = "ENV")]
-    pub to: String,
-    /// Only these components (comma-separated or repeated); default: all.
-    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
-    pub components: Vec<String>,
-    /// How list entries are matched.
+    /// Which environments and components.
     #[command(flatten)]
-    pub matching: Matching,
+    pub between: Between,
     /// Leave out lists whose entries only moved.
     #[arg(long)]
     pub ignore_order_changes: bool,
@@ -35,6 +26,24 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
+}
+
+/// Two environments, which components of theirs, and how list entries are
+/// matched between them (shared by `diff` and `promote`).
+#[derive(Debug, Args)]
+pub struct Between {
+    /// The environment the values come from (the `-` side of a diff).
+    #[arg(long, value_name = "ENV")]
+    pub from: String,
+    /// The environment compared with or promoted into (the `+` side).
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Only these components (comma-separated or repeated); default: all.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub components: Vec<String>,
+    /// How list entries are matched.
+    #[command(flatten)]
+    pub matching: Matching,
 }
 
 /// How list entries are matched between environments.
@@ -88,13 +97,11 @@ pub(super) fn options(config: &Config, matching: &Matching, order_changes: bool)
 /// environments' values files, and reads each component's pair of files.
 pub(super) fn read_sides(
     config: &Config,
-    from: &str,
-    to: &str,
-    components: &[String],
+    between: &Between,
 ) -> Result<(EnvName, EnvName, Vec<Sides>), Failure> {
-    let (from, _) = environment(config, from, None)?;
-    let (to, _) = environment(config, to, None)?;
-    let mut selected = selected_components(config, components)?;
+    let (from, _) = environment(config, &between.from, None)?;
+    let (to, _) = environment(config, &between.to, None)?;
+    let mut selected = selected_components(config, &between.components)?;
     if selected.is_empty() {
         selected = config.components.iter().map(|c| c.name.clone()).collect();
     }
@@ -185,8 +192,8 @@ pub(super) fn write_view(
 /// `orchestrator diff`. Returns 1 with `--exit-code` when anything differs.
 pub(super) fn run(file: &Path, args: &DiffArgs, out: &mut dyn Write) -> Result<i32, Failure> {
     let config = load(file)?;
-    let (from, to, sides) = read_sides(&config, &args.from, &args.to, &args.components)?;
-    let options = options(&config, &args.matching, !args.ignore_order_changes);
+    let (from, to, sides) = read_sides(&config, &args.between)?;
+    let options = options(&config, &args.between.matching, !args.ignore_order_changes);
     let diffs = compare(&sides, &options)?;
     let title = format!("{from} → {to}");
     let view = report::diff::View {

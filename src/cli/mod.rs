@@ -10,6 +10,7 @@
 mod deploy;
 mod diff;
 mod inspect;
+mod promote;
 mod state;
 
 use std::io::Write;
@@ -68,6 +69,8 @@ pub enum Command {
     State(StateCommand),
     /// Compare two environments' values, component by component.
     Diff(diff::DiffArgs),
+    /// Copy the values under `promotion.keys` from one environment to the next.
+    Promote(promote::PromoteArgs),
 }
 
 /// Which environment, clouds and components a command is about.
@@ -306,6 +309,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32, Failure> {
         Command::Status(args) => state::status(&cli.config, &args, out)?,
         Command::State(command) => state::command(&cli.config, command, out)?,
         Command::Diff(args) => return diff::run(&cli.config, &args, out),
+        Command::Promote(args) => return promote::run(&cli.config, &args, out),
     }
     Ok(0)
 }

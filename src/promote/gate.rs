@@ -26,6 +26,11 @@ pub enum NotReady {
         /// What was asked.
         source: EnvName,
     },
+    /// Nothing is recorded for this cloud: no state file yet.
+    NoState {
+        /// The cloud.
+        cloud: CloudName,
+    },
     /// A run holds the source's state lock on this cloud.
     LockHeld {
         /// The cloud.
@@ -65,6 +70,7 @@ impl NotReady {
     pub fn reason(&self) -> &'static str {
         match self {
             NotReady::WrongSource { .. } => "wrong_source",
+            NotReady::NoState { .. } => "no_state",
             NotReady::LockHeld { .. } => "lock_held",
             NotReady::NeverDeployed { .. } => "never_deployed",
             NotReady::Status { status, .. } => status.as_str(),
@@ -72,11 +78,20 @@ impl NotReady {
         }
     }
 
-    /// The reason as JSON: its name, where, and the message.
-    pub fn to_json(&self) -> Value {
+    /// The reason in a sentence, with the source environment before the
+    /// cloud: `dev/aws: clusters failed`.
+    pub fn describe(&self, source: &EnvName) -> String {
+        match self {
+            NotReady::WrongSource { .. } => self.to_string(),
+            _ => format!("{source}/{self}"),
+        }
+    }
+
+    /// The reason as JSON: its name, where, and the sentence.
+    pub fn to_json(&self, source: &EnvName) -> Value {
         let (cloud, component) = match self {
             NotReady::WrongSource { .. } => (None, None),
-            NotReady::LockHeld { cloud, .. } => (Some(cloud), None),
+            NotReady::NoState { cloud } | NotReady::LockHeld { cloud, .. } => (Some(cloud), None),
             NotReady::NeverDeployed { cloud, component }
             | NotReady::Status {
                 cloud, component, ..
@@ -87,7 +102,7 @@ impl NotReady {
             "reason": self.reason(),
             "cloud": cloud,
             "component": component,
-            "message": self.to_string(),
+            "message": self.describe(source),
         })
     }
 }
@@ -108,6 +123,12 @@ impl fmt::Display for NotReady {
                 f,
                 "{target} has no promote_from: nothing is promoted into it"
             ),
+            NotReady::NoState { cloud } => {
+                write!(
+                    f,
+                    "{cloud}: nothing is recorded yet (no state file): deploy it first"
+                )
+            }
             NotReady::LockHeld { cloud, lock } => {
                 write!(f, "{cloud}: a run holds the state lock ({lock})")
             }
@@ -161,6 +182,12 @@ pub fn check(
     }
     for o in observations {
         let cloud = &o.cloud;
+        if o.state.is_none() {
+            out.push(NotReady::NoState {
+                cloud: cloud.clone(),
+            });
+            continue;
+        }
         if let Some(lock) = o.state.as_ref().and_then(|s| s.lock.as_ref()) {
             if !lock.is_null() {
                 out.push(NotReady::LockHeld {
