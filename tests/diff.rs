@@ -205,4 +205,16 @@ fn a_broken_values_file_is_reported_with_its_file_line_and_key() {
         "{err}"
     );
     assert!(err.contains("duplicate key `replicas`"), "{err}");
+    repo.write("environments/dev/addons.yaml", "- not a mapping\n");
+    let (code, _, err) = dev_to_staging(&repo, &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("environments/dev/addons.yaml:1:1"), "{err}");
+    assert!(
+        err.contains("a values file must be a mapping of keys, found a list"),
+        "{err}"
+    );
+    assert!(
+        err.contains("duplicate key `replicas`"),
+        "every problem at once: {err}"
+    );
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::{Failure, environment, json, load, selected_components, usage};
-use crate::config::{self, ComponentName, Config, EnvName, values};
+use crate::config::{ComponentName, Config, EnvName, Report, values};
 use crate::diff::{self, ComponentDiff, Options};
 use crate::report;
+use crate::yaml::Node;
 
 /// Arguments of `diff`.
 #[derive(Debug, Args)]
@@ -93,8 +94,8 @@ pub(super) fn options(config: &Config, matching: &Matching, order_changes: bool)
     }
 }
 
-/// Resolves both environments and the components, checks both
-/// environments' values files, and reads each component's pair of files.
+/// Resolves both environments and the components, and reads each
+/// component's pair of values files.
 pub(super) fn read_sides(
     config: &Config,
     between: &Between,
@@ -104,10 +105,6 @@ pub(super) fn read_sides(
     let mut selected = selected_components(config, &between.components)?;
     if selected.is_empty() {
         selected = config.components.iter().map(|c| c.name.clone()).collect();
-    }
-    let report = values::check(config, &[&from, &to], false);
-    if !report.is_empty() {
-        return Err(Failure::Config(report));
     }
     let read = |env: &EnvName, component: &ComponentName| -> Result<Option<ValuesFile>, Failure> {
         let path = values::path(config, env, component);
@@ -131,34 +128,50 @@ pub(super) fn read_sides(
     Ok((from, to, sides))
 }
 
-/// Parses a values file that `values::check` already accepted.
-pub(super) fn parse<'t>(file: &'t ValuesFile) -> Result<crate::yaml::Node<'t>, Failure> {
-    let mut report = config::Report::default();
-    let node = config::parse_yaml(&file.path, &file.text, &mut report);
-    match node {
-        Some(node) if report.is_empty() => Ok(node),
-        _ => {
-            report.add_source(&file.path, file.text.clone());
-            Err(Failure::Config(report))
-        }
+/// A component's two values files, parsed (`None` where there is no file).
+pub(super) type Parsed<'t> = (Option<Node<'t>>, Option<Node<'t>>);
+
+/// Parses every file once, reporting every problem in every file at once,
+/// each with its file, line and key.
+pub(super) fn parse_sides(sides: &[Sides]) -> Result<Vec<Parsed<'_>>, Failure> {
+    let mut report = Report::default();
+    let parsed: Vec<Parsed<'_>> = sides
+        .iter()
+        .map(|s| {
+            (
+                parse_one(&s.from, &mut report),
+                parse_one(&s.to, &mut report),
+            )
+        })
+        .collect();
+    if report.is_empty() {
+        Ok(parsed)
+    } else {
+        report.sort();
+        Err(Failure::Config(report))
     }
+}
+
+fn parse_one<'t>(file: &'t Option<ValuesFile>, report: &mut Report) -> Option<Node<'t>> {
+    let file = file.as_ref()?;
+    let before = report.diagnostics.len();
+    let node = values::parse(&file.path, &file.text, report);
+    if report.diagnostics.len() > before {
+        report.add_source(&file.path, file.text.clone());
+    }
+    node
 }
 
 /// Compares each component's values in the two environments.
 pub(super) fn compare(sides: &[Sides], options: &Options) -> Result<Vec<ComponentDiff>, Failure> {
-    sides
+    let parsed = parse_sides(sides)?;
+    Ok(sides
         .iter()
-        .map(|s| {
-            let from = s.from.as_ref().map(parse).transpose()?;
-            let to = s.to.as_ref().map(parse).transpose()?;
-            Ok(diff::component(
-                s.component.as_str(),
-                from.as_ref(),
-                to.as_ref(),
-                options,
-            ))
+        .zip(&parsed)
+        .map(|(s, (from, to))| {
+            diff::component(s.component.as_str(), from.as_ref(), to.as_ref(), options)
         })
-        .collect()
+        .collect())
 }
 
 /// Writes a comparison in the asked format; text is coloured on a terminal

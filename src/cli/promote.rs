@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::diff::{Between, DiffFormat, Sides, options, read_sides, write_view};
+use super::diff::{Between, DiffFormat, Sides, options, parse_sides, read_sides, write_view};
 use super::{Failure, json as json_text, load, usage};
 use crate::config::{Diagnostic, EnvName, Report};
 use crate::diff::{ComponentDiff, Presence};
@@ -54,6 +54,8 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
     }
     let config = load(file)?;
     let (from, to, sides) = read_sides(&config, &args.between)?;
+    // Every file must parse before the gate is asked.
+    parse_sides(&sides)?;
     let selected: Vec<_> = sides.iter().map(|s| s.component.clone()).collect();
     let clouds = config.environments[&from].clouds.clone();
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &from, &clouds)?;
