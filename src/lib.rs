@@ -1,9 +1,9 @@
 //! orchestrator-action: deploys a repository's infrastructure components in
 //! dependency order and keeps the record in git.
 //!
-//! The core is pure: [`config`] model, [`graph`] and [`plan`] take values and
-//! return values. Input and output live at the edges: [`yaml`] parsing, the
-//! [`cli`], and the renderers in [`report`].
+//! The core is pure: [`config`] model, [`graph`], [`plan`], [`diff`] and
+//! [`promote`] take values and return values. Input and output live at the
+//! edges: [`yaml`] parsing, the [`cli`], and the renderers in [`report`].
 
 pub mod cli;
 pub mod config;

@@ -3,8 +3,9 @@
 //!
 //! Output contract: with `--format json` a command prints one JSON document
 //! on stdout and nothing else there; people-facing text and errors go to
-//! stderr. Exit codes: 0 success, 1 a component failed, 2 bad input
-//! (arguments, config, state file), 3 state conflict or lock held, 130
+//! stderr. Exit codes: 0 success, 1 a component failed (or `diff
+//! --exit-code` found differences, or the promotion gate refused), 2 bad
+//! input (arguments, config, state file), 3 state conflict or lock held, 130
 //! cancelled.
 
 mod deploy;

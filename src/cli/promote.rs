@@ -73,6 +73,12 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         out.write_all(text.as_bytes())?;
         return Ok(1);
     }
+    // Every component is planned (and checked) before anything is written.
+    let options = options(&config, &args.between.matching, true);
+    let promotions = sides
+        .iter()
+        .map(|s| plan(s, &options))
+        .collect::<Result<Vec<_>, _>>()?;
     let overridden = (!not_ready.is_empty()).then(|| {
         let actor = std::env::var("GITHUB_ACTOR")
             .or_else(|_| std::env::var("USER"))
@@ -87,12 +93,6 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         }
         json!({"actor": actor, "reason": reason, "not_ready": not_ready_json})
     });
-
-    let options = options(&config, &args.between.matching, true);
-    let promotions = sides
-        .iter()
-        .map(|s| plan(s, &options))
-        .collect::<Result<Vec<_>, _>>()?;
     let files: Vec<(&Path, &str)> = sides
         .iter()
         .zip(&promotions)
