@@ -243,33 +243,9 @@ fn forms(value: &str) -> Vec<String> {
 /// camelCase and letter/digit boundaries: `dbPassword` → `db`, `password`;
 /// `APIKey2` → `api`, `key`, `2`.
 pub fn words(name: &str) -> Vec<String> {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = Vec::new();
-    let mut word = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if !c.is_alphanumeric() {
-            if !word.is_empty() {
-                out.push(std::mem::take(&mut word));
-            }
-            continue;
-        }
-        if let Some(&prev) = i.checked_sub(1).and_then(|p| chars.get(p)) {
-            let next = chars.get(i + 1).copied();
-            let boundary = (prev.is_lowercase() && c.is_uppercase())
-                || (prev.is_alphabetic() != c.is_alphabetic() && prev.is_alphanumeric())
-                || (prev.is_uppercase()
-                    && c.is_uppercase()
-                    && next.is_some_and(|n| n.is_lowercase()));
-            if boundary && !word.is_empty() {
-                out.push(std::mem::take(&mut word));
-            }
-        }
-        word.extend(c.to_lowercase());
-    }
-    if !word.is_empty() {
-        out.push(word);
-    }
-    out
+    crate::config::keypath::split_words(name)
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// `key: value`, `key=value`, `"key": "value"`: a key, a separator and one

@@ -15,13 +15,19 @@
 //! errors, `<<` merge keys work, and a budget bounds input size, nesting,
 //! node count and alias expansion, because these files come from pull
 //! requests.
+//!
+//! Every node also carries its byte [`Span`] in the source, so a value can be
+//! replaced in place without touching the comments and layout around it
+//! (promotion does this), and two helpers say how a string may be written
+//! back: plain when [`is_plain_string`] allows it, otherwise [`double_quoted`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 
 use serde_saphyr::granit_parser::{
-    Event, Options as ParserOptions, Parser, ScalarStyle, ScanError, Span, Tag,
+    Event, Options as ParserOptions, Parser, ScalarStyle, ScanError, Span as ParserSpan, Tag,
 };
 
 /// Largest YAML document accepted, in bytes. Checked before parsing.
@@ -47,11 +53,43 @@ impl fmt::Display for Pos {
 }
 
 impl Pos {
-    fn of(span: &Span) -> Pos {
+    fn of(span: &ParserSpan) -> Pos {
         Pos {
             line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
             column: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
         }
+    }
+}
+
+/// Where a node is written in the source: byte offsets, start inclusive and
+/// end exclusive. Offsets fit in `u32` because inputs are capped at
+/// [`MAX_INPUT_BYTES`].
+///
+/// A scalar's span covers its text with any quotes; a block scalar's runs
+/// from its `|` or `>` indicator to the end of its content, trailing blank
+/// lines included. A flow collection's span runs from its opening to its
+/// closing bracket; a block collection's from its first key or `-` to the end
+/// of its last value. An empty value (`key:` with nothing after it) has an
+/// empty span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    /// The first byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    fn new(range: Range<usize>) -> Span {
+        Span {
+            start: u32::try_from(range.start).unwrap_or(u32::MAX),
+            end: u32::try_from(range.end).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The span as a range of byte offsets, for slicing the source.
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
     }
 }
 
@@ -63,6 +101,8 @@ pub struct Node<'a> {
     pub value: Value<'a>,
     /// Where the node starts in the source.
     pub pos: Pos,
+    /// The bytes it is written in (see [`Span`]).
+    pub span: Span,
 }
 
 /// The value of a [`Node`]. Mappings keep the order of their keys.
@@ -91,6 +131,8 @@ pub struct Key<'a> {
     pub name: Cow<'a, str>,
     /// Where the key is written.
     pub pos: Pos,
+    /// The bytes the key is written in, quotes included.
+    pub span: Span,
 }
 
 impl Value<'_> {
@@ -178,8 +220,25 @@ impl From<ScanError> for ParseError {
 
 /// Parses one YAML document into a [`Node`] tree.
 ///
-/// An empty document (or one holding only comments) is `Value::Null`.
+/// An empty document (or one holding only comments) is `Value::Null`. A
+/// second document is an error: configuration and values files hold one.
 pub fn parse(text: &str) -> Result<Node<'_>, ParseError> {
+    let mut documents = parse_stream(text, false)?;
+    Ok(documents.pop().unwrap_or(Node {
+        value: Value::Null,
+        pos: Pos { line: 1, column: 1 },
+        span: Span::default(),
+    }))
+}
+
+/// Parses every document of a YAML stream (`---` separated), in order. Text
+/// with no document at all (empty, or only comments) gives none. The budget
+/// applies to the whole stream.
+pub fn parse_documents(text: &str) -> Result<Vec<Node<'_>>, ParseError> {
+    parse_stream(text, true)
+}
+
+fn parse_stream(text: &str, many: bool) -> Result<Vec<Node<'_>>, ParseError> {
     if text.len() > MAX_INPUT_BYTES {
         return Err(ParseError::at(
             Pos::default(),
@@ -193,22 +252,30 @@ pub fn parse(text: &str) -> Result<Node<'_>, ParseError> {
     let mut options = ParserOptions::default();
     options.flow_nesting_limit = MAX_DEPTH;
     options.block_nesting_limit = MAX_DEPTH + 1;
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        text,
+        many,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        documents: Vec::new(),
+        document_pos: Pos::default(),
+        last_end: 0,
+        nodes: 0,
+    };
     for event in Parser::new_from_str_with_options(text, options) {
         let (event, span) = event?;
         if builder.feed(event, &span)? {
             break;
         }
     }
-    Ok(builder.root.unwrap_or(Node {
-        value: Value::Null,
-        pos: Pos { line: 1, column: 1 },
-    }))
+    Ok(builder.documents)
 }
 
 enum Frame<'a> {
     Seq {
         pos: Pos,
+        span: Span,
         anchor: usize,
         items: Vec<Node<'a>>,
     },
@@ -221,6 +288,8 @@ const SCAN_LIMIT: usize = 16;
 
 struct MapFrame<'a> {
     pos: Pos,
+    /// Start, and the end of the furthest key or value placed so far.
+    span: Span,
     anchor: usize,
     entries: Vec<(Key<'a>, Node<'a>)>,
     index: Option<foldhash::HashMap<Cow<'a, str>, Pos>>,
@@ -228,37 +297,69 @@ struct MapFrame<'a> {
     merged: Vec<(Key<'a>, Node<'a>)>,
 }
 
-#[derive(Default)]
 struct Builder<'a> {
+    text: &'a str,
+    /// Whether more than one document is allowed.
+    many: bool,
     stack: Vec<Frame<'a>>,
     /// Anchored nodes with their size, so an alias is charged before it is copied.
     anchors: HashMap<usize, (Node<'a>, usize)>,
+    /// The current document's root, once complete.
     root: Option<Node<'a>>,
+    documents: Vec<Node<'a>>,
+    /// Where the current document starts.
+    document_pos: Pos,
+    /// The end of the previous event, where a block scalar's header starts.
+    last_end: usize,
     nodes: usize,
-    documents: usize,
 }
 
 impl<'a> Builder<'a> {
-    /// Takes one event; returns true when the document is complete.
-    fn feed(&mut self, event: Event<'a>, span: &Span) -> Result<bool, ParseError> {
+    /// Takes one event; returns true when the stream is complete.
+    fn feed(&mut self, event: Event<'a>, span: &ParserSpan) -> Result<bool, ParseError> {
         let pos = Pos::of(span);
+        let range = span.byte_range().unwrap_or(self.last_end..self.last_end);
+        let previous_end = std::mem::replace(&mut self.last_end, range.end);
         match event {
             Event::StreamStart => {}
             Event::DocumentStart(..) => {
-                self.documents += 1;
-                if self.documents > 1 {
+                if !self.many && !self.documents.is_empty() {
                     return Err(ParseError::at(
                         pos,
                         "only one YAML document is allowed here",
                     ));
                 }
+                self.anchors.clear();
+                self.document_pos = pos;
             }
-            Event::DocumentEnd => {}
+            Event::DocumentEnd => {
+                let root = self.root.take().unwrap_or(Node {
+                    value: Value::Null,
+                    pos: self.document_pos,
+                    span: Span::new(range),
+                });
+                self.documents.push(root);
+            }
             Event::StreamEnd => return Ok(true),
             Event::Scalar(text, style, anchor, tag) => {
                 let plain_merge = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
+                let start = match style {
+                    // The event's span starts at the content; the node starts
+                    // at its `|` or `>` header, so replacing the node replaces
+                    // the header too.
+                    ScalarStyle::Literal | ScalarStyle::Folded => self
+                        .text
+                        .get(previous_end..range.start)
+                        .and_then(|gap| gap.find(['|', '>']))
+                        .map_or(range.start, |i| previous_end + i),
+                    _ => range.start,
+                };
                 let value = resolve_scalar(text, style, tag.as_deref(), pos)?;
-                let node = Node { value, pos };
+                let node = Node {
+                    value,
+                    pos,
+                    span: Span::new(start..range.end),
+                };
                 self.remember(anchor, &node);
                 self.place(node, plain_merge)?;
             }
@@ -271,6 +372,7 @@ impl<'a> Builder<'a> {
                 self.count(pos, size)?;
                 let mut node = self.anchors[&id].0.clone();
                 node.pos = pos;
+                node.span = Span::new(range);
                 self.place(node, false)?;
             }
             Event::SequenceStart(_, anchor, tag) => {
@@ -278,6 +380,7 @@ impl<'a> Builder<'a> {
                 self.open(pos)?;
                 self.stack.push(Frame::Seq {
                     pos,
+                    span: Span::new(range),
                     anchor,
                     items: Vec::new(),
                 });
@@ -287,6 +390,7 @@ impl<'a> Builder<'a> {
                 self.open(pos)?;
                 self.stack.push(Frame::Map(MapFrame {
                     pos,
+                    span: Span::new(range),
                     anchor,
                     entries: Vec::new(),
                     index: None,
@@ -295,11 +399,24 @@ impl<'a> Builder<'a> {
                 }));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { pos, anchor, items }) => (
+                // A flow collection ends at its closing bracket; a block
+                // collection's end event sits at whatever comes next, so it
+                // ends where its last value does.
+                let closing = self
+                    .text
+                    .get(range.clone())
+                    .is_some_and(|t| t == "]" || t == "}");
+                let (mut node, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        pos,
+                        span,
+                        anchor,
+                        items,
+                    }) => (
                         Node {
                             value: Value::Seq(items),
                             pos,
+                            span,
                         },
                         anchor,
                     ),
@@ -309,6 +426,9 @@ impl<'a> Builder<'a> {
                     }
                     None => return Err(ParseError::at(pos, "unbalanced collection end")),
                 };
+                if closing {
+                    node.span.end = Span::new(range).end;
+                }
                 self.remember(anchor, &node);
                 self.place(node, false)?;
             }
@@ -354,12 +474,18 @@ impl<'a> Builder<'a> {
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map(frame)) => match frame.pending_key.take() {
-                None => frame.pending_key = Some((key_of(node)?, plain_merge)),
-                Some((key, true)) => frame.merge(node, &key)?,
-                Some((key, false)) => frame.insert(key, node)?,
-            },
+            Some(Frame::Seq { items, span, .. }) => {
+                span.end = span.end.max(node.span.end);
+                items.push(node);
+            }
+            Some(Frame::Map(frame)) => {
+                frame.span.end = frame.span.end.max(node.span.end);
+                match frame.pending_key.take() {
+                    None => frame.pending_key = Some((key_of(node)?, plain_merge)),
+                    Some((key, true)) => frame.merge(node, &key)?,
+                    Some((key, false)) => frame.insert(key, node)?,
+                }
+            }
         }
         Ok(())
     }
@@ -445,6 +571,7 @@ impl<'a> MapFrame<'a> {
         Node {
             value: Value::Map(self.entries),
             pos: self.pos,
+            span: self.span,
         }
     }
 }
@@ -465,6 +592,7 @@ fn key_of(node: Node<'_>) -> Result<Key<'_>, ParseError> {
     Ok(Key {
         name,
         pos: node.pos,
+        span: node.span,
     })
 }
 
@@ -534,6 +662,88 @@ fn resolve_scalar<'a>(
         return Ok(Value::Float(f));
     }
     Ok(Value::Str(text))
+}
+
+/// Whether `text` may be written as a plain (unquoted) scalar, in block and
+/// flow context alike, and read back as the same string. Conservative: a
+/// string it refuses is written with [`double_quoted`] instead.
+pub fn is_plain_string(text: &str) -> bool {
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
+    let indicator = matches!(
+        first,
+        '-' | '?'
+            | ':'
+            | ','
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '#'
+            | '&'
+            | '*'
+            | '!'
+            | '|'
+            | '>'
+            | '\''
+            | '"'
+            | '%'
+            | '@'
+            | '`'
+    );
+    let awkward = text
+        .chars()
+        .any(|c| c.is_control() || matches!(c, ',' | '[' | ']' | '{' | '}' | '\u{feff}'))
+        || text.contains(": ")
+        || text.contains(" #")
+        || text.ends_with(':')
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace);
+    !indicator && !awkward && text != "<<" && matches!(plain_value(text), Value::Str(_))
+}
+
+/// What `text` reads back as when written as a plain scalar: null, a
+/// boolean, a number, or else a string.
+pub fn plain_value(text: &str) -> Value<'_> {
+    resolve_scalar(
+        Cow::Borrowed(text),
+        ScalarStyle::Plain,
+        None,
+        Pos::default(),
+    )
+    .unwrap_or(Value::Str(Cow::Borrowed(text)))
+}
+
+/// `text` as YAML writes a string: plain when that reads back as the same
+/// string, double-quoted otherwise.
+pub fn string_text(text: &str) -> String {
+    if is_plain_string(text) {
+        text.to_string()
+    } else {
+        double_quoted(text)
+    }
+}
+
+/// `text` as a double-quoted YAML scalar, which can hold any string.
+pub fn double_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || c == '\u{feff}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -711,6 +921,120 @@ mod tests {
     fn to_json_keeps_key_order() {
         let node = parse("z: 1\na: [true, ~]\n").unwrap();
         assert_eq!(node.to_json().to_string(), r#"{"z":1,"a":[true,null]}"#);
+    }
+
+    fn at<'t>(text: &'t str, node: &Node<'_>) -> &'t str {
+        &text[node.span.range()]
+    }
+
+    #[test]
+    fn spans_cover_scalars_as_written_quotes_and_block_headers_included() {
+        let text = "a: 1.32  # note\nb: \"x\"\nc: 'y'\nd: |-  # kept\n  one\n  two\n\ne:\nf: end\n";
+        let node = parse(text).unwrap();
+        let m = map(&node);
+        assert_eq!(at(text, &m[0].1), "1.32");
+        assert_eq!(&text[m[0].0.span.range()], "a");
+        assert_eq!(at(text, &m[1].1), "\"x\"");
+        assert_eq!(at(text, &m[2].1), "'y'");
+        assert_eq!(at(text, &m[3].1), "|-  # kept\n  one\n  two\n\n");
+        assert_eq!(m[4].1.value, Value::Null);
+        assert!(m[4].1.span.range().is_empty());
+        assert_eq!(at(text, &m[5].1), "end");
+    }
+
+    #[test]
+    fn spans_cover_collections_to_their_last_value_or_closing_bracket() {
+        let text = "list:\n  - n: 1\n    v: [1, 2]\n  - n: 3\n# after\nflow: {x: 1, y: 2}  # c\n";
+        let node = parse(text).unwrap();
+        let m = map(&node);
+        assert_eq!(at(text, &m[0].1), "- n: 1\n    v: [1, 2]\n  - n: 3");
+        let Value::Seq(items) = &m[0].1.value else {
+            panic!("not a list")
+        };
+        assert_eq!(at(text, &items[0]), "n: 1\n    v: [1, 2]");
+        assert_eq!(at(text, &m[1].1), "{x: 1, y: 2}");
+        assert_eq!(at(text, &node), &text[..text.len() - "  # c\n".len()]);
+    }
+
+    #[test]
+    fn an_alias_spans_its_own_token() {
+        let text = "a: &x 1\nb: *x\n";
+        let node = parse(text).unwrap();
+        assert_eq!(at(text, &map(&node)[1].1), "*x");
+    }
+
+    #[test]
+    fn streams_hold_every_document_in_order() {
+        let docs = parse_documents("a: 1\n---\n- x\n---\n").unwrap();
+        let values: Vec<_> = docs.iter().map(Node::to_json).collect();
+        assert_eq!(
+            values,
+            [
+                serde_json::json!({"a": 1}),
+                serde_json::json!(["x"]),
+                serde_json::Value::Null
+            ]
+        );
+        assert_eq!(docs[1].pos.line, 3);
+        assert!(parse_documents("# only a comment\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn anchors_do_not_reach_into_the_next_document() {
+        assert!(parse_documents("a: &x 1\n---\nb: *x\n").is_err());
+    }
+
+    #[test]
+    fn strings_written_plain_or_double_quoted_read_back_unchanged() {
+        let strings = [
+            "plain",
+            "1.32",
+            "4.12.1",
+            "yes",
+            "on",
+            "null",
+            "~",
+            "true",
+            "0755",
+            "12",
+            "",
+            " lead",
+            "trail ",
+            "a: b",
+            "a #b",
+            "#c",
+            "-x",
+            "- x",
+            "[x]",
+            "x, y",
+            "quote\"s",
+            "back\\slash",
+            "line\nbreak",
+            "tab\there",
+            "ctl\u{1}",
+            "eu-west-1",
+            "10.0.0.0/16",
+            "<<",
+            "é🦀",
+            "x:",
+            "http://example.com/a?b=c",
+        ];
+        for s in strings {
+            let written = if is_plain_string(s) {
+                s.to_string()
+            } else {
+                double_quoted(s)
+            };
+            for doc in [format!("k: {written}\n"), format!("k: [{written}]\n")] {
+                let node = parse(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+                let back = node.to_json();
+                let back = back["k"].as_array().map_or(&back["k"], |a| &a[0]);
+                assert_eq!(back, &serde_json::json!(s), "{doc:?}");
+            }
+        }
+        assert!(is_plain_string("eu-west-1"));
+        assert!(!is_plain_string("1.32"), "would read back as a number");
+        assert!(!is_plain_string("null"));
     }
 
     /// The resolution rules must give the answers serde-saphyr's own serde

@@ -351,6 +351,22 @@ fn promote_from_must_name_an_environment() {
 }
 
 #[test]
+fn promotion_key_patterns_must_use_whole_key_wildcards() {
+    rejects(
+        &format!(
+            "{}promotion:\n  keys: [\"**.version\", \"image_*\"]\n",
+            common::VALID
+        ),
+        &[
+            "orchestrator.yaml:26:24",
+            "`image_*` is not a key pattern",
+            "`*` and `**` stand for whole keys",
+            "promotion.keys",
+        ],
+    );
+}
+
+#[test]
 fn empty_file_says_what_it_needs() {
     rejects(
         "",
@@ -614,7 +630,7 @@ fn a_sensitive_pattern_with_an_empty_key_is_refused() {
         &[
             "orchestrator.yaml:26:15",
             "secrets.sensitive",
-            "`db..password` has an empty key",
+            "it has an empty key",
         ],
     );
 }
@@ -629,7 +645,7 @@ fn a_star_inside_a_key_is_refused() {
         &[
             "orchestrator.yaml:27:7",
             "secrets.sensitive",
-            "`*` stands for a whole key",
+            "`*` and `**` stand for whole keys",
         ],
     );
 }

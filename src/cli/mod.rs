@@ -3,14 +3,17 @@
 //!
 //! Output contract: with `--format json` a command prints one JSON document
 //! on stdout and nothing else there; people-facing text and errors go to
-//! stderr. Exit codes: 0 success, 1 a component failed, 2 bad input
-//! (arguments, config, state file), 3 state conflict or lock held, 130
+//! stderr. Exit codes: 0 success, 1 a component failed (or `diff
+//! --exit-code` found differences, or the promotion gate refused), 2 bad
+//! input (arguments, config, state file), 3 state conflict or lock held, 130
 //! cancelled.
 
 mod comment;
 mod deploy;
+mod diff;
 mod inspect;
 mod issue;
+mod promote;
 mod state;
 
 use std::io::Write;
@@ -67,6 +70,10 @@ pub enum Command {
     /// Read, check or change the state directly.
     #[command(subcommand)]
     State(StateCommand),
+    /// Compare two environments' values, component by component.
+    Diff(diff::DiffArgs),
+    /// Copy the values under `promotion.keys` from one environment to the next.
+    Promote(promote::PromoteArgs),
     /// Open, update or close failure issues from the recorded state.
     #[command(subcommand)]
     Issue(IssueCommand),
@@ -475,6 +482,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<i32, Failure> {
         Command::State(command) => state::command(&cli.config, command, out)?,
         Command::Issue(command) => return issue::command(&cli.config, command, out),
         Command::Comment(args) => return comment::run(&cli.config, &args, out),
+        Command::Diff(args) => return diff::run(&cli.config, &args, out),
+        Command::Promote(args) => return promote::run(&cli.config, &args, out),
     }
     Ok(0)
 }

@@ -687,8 +687,8 @@ impl Walker<'_> {
                     .iter()
                     .filter_map(|item| {
                         let text = self.string(item, at)?;
-                        if text.trim().is_empty() || text.contains(char::is_whitespace) {
-                            self.error(item.pos, at, format!("`{text}` is not a key pattern"));
+                        if let Err(e) = super::KeyPattern::parse(&text) {
+                            self.error(item.pos, at, e.message);
                             return None;
                         }
                         Some(Located::new(text, item.pos))
@@ -770,7 +770,7 @@ impl Walker<'_> {
             .get("sensitive")
             .and_then(|(_, n)| {
                 self.checked_strings(n, At("secrets", "sensitive"), |p| {
-                    KeyPattern::parse(p).map(|_| ())
+                    KeyPattern::parse(p).map(|_| ()).map_err(|e| e.to_string())
                 })
             })
             .unwrap_or_default();

@@ -39,7 +39,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// The runner when neither component nor defaults say.
 pub const DEFAULT_RUNNER: Runner = Runner::Tofu;
 /// Words that make a key name look secret when `secrets.keys` is not set.
-pub const DEFAULT_SECRET_KEYS: [&str; 5] = ["password", "secret", "token", "key", "credential"];
+pub use keypath::DEFAULT_SECRET_WORDS as DEFAULT_SECRET_KEYS;
 /// The label of failure issues when `issues.labels` is not set.
 pub const DEFAULT_ISSUE_LABEL: &str = "orchestrator";
 
@@ -58,8 +58,8 @@ pub struct Config {
     pub graph: Graph,
     /// Environments, in the order written.
     pub environments: IndexMap<EnvName, Environment>,
-    /// Dotted-path patterns of the values promotion copies.
-    pub promotion_keys: Vec<String>,
+    /// Key-path patterns of the values promotion copies.
+    pub promotion_keys: Vec<KeyPattern>,
     /// Where state is kept.
     pub state: StateSettings,
     /// Which values are secret.
@@ -289,7 +289,12 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
         components,
         graph,
         environments,
-        promotion_keys: promotion.keys.into_iter().map(|k| k.value).collect(),
+        // The loader parsed every pattern and reported the ones that failed.
+        promotion_keys: promotion
+            .keys
+            .iter()
+            .filter_map(|k| KeyPattern::parse(&k.value).ok())
+            .collect(),
         state: StateSettings {
             branch,
             dir: PathBuf::from(state.dir.value),

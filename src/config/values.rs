@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
 use super::{ComponentName, Config, EnvName, parse_yaml, read_text};
-use crate::yaml::{Pos, Value};
+use crate::yaml::{Node, Pos, Value};
 
 /// The directory, under the repository root, holding one folder per environment.
 pub const VALUES_DIR: &str = "environments";
@@ -137,30 +137,36 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<serde_json::Value> {
         Err(_) => return None,
     };
     let before = report.diagnostics.len();
-    let value = match parse_yaml(file, &text, report) {
-        None => None,
-        Some(node) => match node.value {
-            Value::Map(_) => Some(node.to_json()),
-            Value::Null => Some(serde_json::Value::Object(Default::default())),
-            ref other => {
-                report.push(
-                    Diagnostic::new(
-                        file,
-                        node.pos,
-                        "",
-                        format!(
-                            "a values file must be a mapping of keys, found {}",
-                            other.kind()
-                        ),
-                    )
-                    .hint("components receive their values as a JSON object"),
-                );
-                None
-            }
-        },
-    };
+    let value = parse(file, &text, report).map(|node| match node.value {
+        Value::Null => serde_json::Value::Object(Default::default()),
+        _ => node.to_json(),
+    });
     if report.diagnostics.len() > before {
         report.add_source(file, text);
     }
     value
+}
+
+/// Parses the text of a values file, which must be a mapping (or empty);
+/// problems go to `report`, without the source.
+pub fn parse<'t>(file: &Path, text: &'t str, report: &mut Report) -> Option<Node<'t>> {
+    let node = parse_yaml(file, text, report)?;
+    match node.value {
+        Value::Map(_) | Value::Null => Some(node),
+        ref other => {
+            report.push(
+                Diagnostic::new(
+                    file,
+                    node.pos,
+                    "",
+                    format!(
+                        "a values file must be a mapping of keys, found {}",
+                        other.kind()
+                    ),
+                )
+                .hint("components receive their values as a JSON object"),
+            );
+            None
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Rendering for people and tools: tables, graphs in mermaid and DOT, JSON.
 //! Renderers take values and return text; writing it is the caller's job.
 
+pub mod diff;
 pub mod graph;
 pub mod logs;
 pub mod plan;
