@@ -720,3 +720,44 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_failed_run_still_pushes_its_records_and_releases_the_lock() {
+    let fleet = Fleet::new(1, "echo broken >&2; exit 1");
+    let job = fleet.clone("job");
+    let out = run(&job, &["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let state = fleet.state();
+    assert_eq!(status(&state, "c00"), "failed");
+    assert!(state["lock"].is_null(), "{state:#}");
+}
+
+#[test]
+fn a_cancelled_run_pushes_its_records_and_releases_the_lock_before_it_exits() {
+    let fleet = Fleet::new(1, "touch \"$STARTED\"; sleep 30");
+    let job = fleet.clone("job");
+    let started = fleet.root().join("started");
+    let child = orchestrator(&job, &["apply", "--env", "dev"])
+        .env("STARTED", &started)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..2000 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(started.exists(), "the component never started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let state = fleet.state();
+    assert_eq!(status(&state, "c00"), "cancelled");
+    assert!(state["lock"].is_null(), "{state:#}");
+}
