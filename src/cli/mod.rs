@@ -13,6 +13,7 @@ mod deploy;
 mod diff;
 mod inspect;
 mod issue;
+mod open_pr;
 mod promote;
 mod state;
 
