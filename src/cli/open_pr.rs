@@ -77,7 +77,7 @@ pub(super) fn prepare(
             ),
         ));
     };
-    let short = short(head);
+    let short = git::short_id(head);
     let workdir = origin
         .workdir()
         .and_then(|w| w.canonicalize().ok())
@@ -158,7 +158,7 @@ pub(super) fn prepare(
 impl Prepared {
     /// The commit the promotion starts from, shortened.
     pub fn short_commit(&self) -> String {
-        short(self.head)
+        git::short_id(self.head)
     }
 
     /// Commits the promoted files on top of HEAD with `message`, pushes
@@ -167,7 +167,7 @@ impl Prepared {
     pub fn open(self, title: &str, body: &str, message: &str) -> Result<Done, Failure> {
         let branch = match &self.existing {
             Some(p) => p.head.branch.clone(),
-            None => format!("{}{}", self.prefix, short(self.head)),
+            None => format!("{}{}", self.prefix, git::short_id(self.head)),
         };
         let files: Vec<(&Path, &[u8])> = self
             .files
@@ -219,11 +219,6 @@ fn same_change(repo: &git2::Repository, a: Oid, b: Oid) -> bool {
         (Ok(a), Ok(b)) => a.tree_id() == b.tree_id() && a.parent_ids().eq(b.parent_ids()),
         _ => false,
     }
-}
-
-/// The first seven characters of a commit id, as git shortens them.
-fn short(id: Oid) -> String {
-    id.to_string().chars().take(7).collect()
 }
 
 /// A git failure as the command reports it: exit 3, with what to do.

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod graph;
+pub mod impact;
 pub mod logs;
 pub mod plan;
 pub mod promotion;

@@ -596,6 +596,11 @@ impl Remote {
     }
 }
 
+/// A commit id as git shortens it: its first seven characters.
+pub fn short_id(id: Oid) -> String {
+    id.to_string().chars().take(7).collect()
+}
+
 /// The file at `path` (relative to the repository root) in `commit`, or
 /// `None` when the commit has no such file.
 pub fn read_at(
