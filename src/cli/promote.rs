@@ -46,8 +46,9 @@ pub struct PromoteArgs {
     /// a pull request (or update the open one for the same environments).
     #[arg(long)]
     pub open_pr: bool,
-    /// Promote even though the gate refuses (needs --reason, which is printed
-    /// and included in the JSON output).
+    /// Promote even though the gate refuses (needs --reason, which is printed,
+    /// included in the JSON output, and recorded in the target's state
+    /// history when the promotion writes files or opens a pull request).
     #[arg(long, requires = "reason")]
     pub force: bool,
     /// Why the gate is overridden.

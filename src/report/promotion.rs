@@ -54,7 +54,7 @@ pub struct Promotion<'a> {
 }
 
 /// The hidden marker of a promotion pull request's description.
-pub fn pr_marker(from: &EnvName, to: &EnvName) -> String {
+fn pr_marker(from: &EnvName, to: &EnvName) -> String {
     marker("promotion", &[("from", from.as_str()), ("to", to.as_str())])
 }
 
