@@ -237,12 +237,17 @@ fn a_forced_promotion_says_so_in_the_pull_request_and_the_targets_state_history(
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     fake.branches_in(&setup.origin());
-    let doc = promote_json(&setup, &fake, &["--force", "--reason", "hotfix for INC-7"]);
+    let doc = promote_json(
+        &setup,
+        &fake,
+        &["--force", "--reason", "hotfix for INC-7, not s3cr3t-v1"],
+    );
+    assert_eq!(doc["override"]["reason"], "hotfix for INC-7, not ***");
     assert_eq!(doc["ready"], false);
     assert_eq!(doc["pull_request"]["result"], "created", "{doc}");
     let body = &fake.pull_requests()[0].0.body;
     for part in [
-        "**The promotion gate was overridden** by alice: hotfix for INC-7",
+        "**The promotion gate was overridden** by alice: hotfix for INC-7, not ***",
         "> - dev/aws: nothing is recorded yet (no state file): deploy it first",
         "| aws | no state | `app` | never deployed |",
     ] {
@@ -261,9 +266,15 @@ fn a_forced_promotion_says_so_in_the_pull_request_and_the_targets_state_history(
         .collect();
     assert_eq!(
         notes,
-        ["promotion from dev forced by alice: hotfix for INC-7 (pull request #1)"]
+        ["promotion from dev forced by alice: hotfix for INC-7, not *** (pull request #1)"]
     );
     assert!(!state.to_string().contains("s3cr3t"));
+    let message = setup.at_origin(&["log", "-1", "--format=%B", "--branches=promote/*"]);
+    assert!(
+        message.contains("overridden by alice: hotfix for INC-7, not ***"),
+        "{message}"
+    );
+    assert!(!fake.everything_sent().contains("s3cr3t"));
 }
 
 #[test]

@@ -79,6 +79,17 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
     let token = github::token(args.github.github_token.as_deref());
     // The gate reads the source's state as the state branch has it.
     super::state::refresh_quietly(&config, &from, &clouds, token.clone());
+    // What leaves as text (the reason, the pull request, the commit, the
+    // state's note) is redacted with the secrets of both environments.
+    let redactor = if args.open_pr || args.force {
+        let mut r = Redactor::for_environment(&config, &to, &[])
+            .and_then(|mut r| r.add_environment(&config, &from).map(|()| r))
+            .map_err(Failure::Config)?;
+        r.add_secrets(token.clone());
+        r
+    } else {
+        Redactor::new(&config.secrets.keys)
+    };
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &from, &clouds)?;
     let not_ready = gate::check(&config, &from, &to, &selected, &observations);
     let not_ready_json: Vec<Value> = not_ready.iter().map(|r| r.to_json(&from)).collect();
@@ -104,7 +115,9 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         let actor = std::env::var("GITHUB_ACTOR")
             .or_else(|_| std::env::var("USER"))
             .ok();
-        let reason = args.reason.clone().unwrap_or_default();
+        let reason = redactor
+            .redact(args.reason.as_deref().unwrap_or_default())
+            .into_owned();
         eprintln!(
             "warning: {from} is not ready to be promoted to {to}; promoting anyway, forced by {}: {reason}",
             actor.as_deref().unwrap_or("unknown")
@@ -161,7 +174,15 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
                 pr_text::commit_message(&promotion, &paths),
             ]
         };
-        Some(propose(&config, &from, &to, &edits, token.clone(), text)?)
+        Some(propose(
+            &config,
+            &from,
+            &to,
+            &edits,
+            token.clone(),
+            &redactor,
+            text,
+        )?)
     } else {
         None
     };
@@ -180,7 +201,7 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
             "promotion from {from} forced by {}: {} ({what})",
             o.actor, o.reason
         );
-        record(&config, &to, &args.github, &note)?;
+        record(&config, &to, &args.github, &redactor.redact(&note))?;
     }
 
     let title = format!("{to}, promoted from {from}");
@@ -258,20 +279,18 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
 
 /// Opens the promotion's pull request (or updates the open one), with the
 /// title, description and commit message `text` makes from the commit it
-/// starts from and the run.
+/// starts from and the run; the client redacts what it sends, and the
+/// commit message is redacted here.
 fn propose(
     config: &Config,
     from: &EnvName,
     to: &EnvName,
     edits: &[(&Path, &str, &str)],
     token: Option<String>,
+    redactor: &Redactor,
     text: impl Fn(&str, &str) -> [String; 3],
 ) -> Result<open_pr::Done, Failure> {
-    let mut redactor = Redactor::for_environment(config, to, &[])
-        .and_then(|mut r| r.add_environment(config, from).map(|()| r))
-        .map_err(Failure::Config)?;
-    redactor.add_secrets(token.clone());
-    let prepared = open_pr::prepare(config, from, to, edits, token, redactor)?;
+    let prepared = open_pr::prepare(config, from, to, edits, token, redactor.clone())?;
     let context = RunContext::from_env();
     let run = match (context.link(), &context.actor) {
         (Some(_), _) => context.describe(0),
@@ -279,7 +298,7 @@ fn propose(
         (None, None) => "a local run".to_string(),
     };
     let [title, body, message] = text(&prepared.short_commit(), &run);
-    prepared.open(&title, &body, &message)
+    prepared.open(&title, &body, &redactor.redact(&message))
 }
 
 /// The components the promotion was asked for; empty when all were.
