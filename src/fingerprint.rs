@@ -63,16 +63,7 @@ impl Fingerprinter {
         let dir = self.root.join(component.path.expand(env, cloud));
         let files = self.git_tree(&dir).unwrap_or_else(|| content_hash(&dir));
         let values = std::fs::read(values::path(config, env, &component.name)).unwrap_or_default();
-        let definition = serde_json::json!({
-            "runner": component.runner.as_str(),
-            "path": component.path.expand(env, cloud),
-            "commands": {
-                "plan": component.commands.plan.as_ref().map(|t| t.expand(env, cloud)),
-                "apply": component.commands.apply.as_ref().map(|t| t.expand(env, cloud)),
-                "destroy": component.commands.destroy.as_ref().map(|t| t.expand(env, cloud)),
-            },
-            "env": component.env,
-        });
+        let definition = definition(component, env, cloud);
         let mut h = Sha256::new();
         h.update(b"orchestrator-fingerprint-v1\nfiles ");
         h.update(files.as_bytes());
@@ -107,6 +98,22 @@ impl Fingerprinter {
         };
         Some(format!("git:{id}"))
     }
+}
+
+/// The part of a component's definition a fingerprint covers, in `env` on
+/// `cloud`: runner, path, commands and environment variables, with `{env}`
+/// and `{cloud}` filled in.
+pub fn definition(component: &Component, env: &EnvName, cloud: &CloudName) -> serde_json::Value {
+    serde_json::json!({
+        "runner": component.runner.as_str(),
+        "path": component.path.expand(env, cloud),
+        "commands": {
+            "plan": component.commands.plan.as_ref().map(|t| t.expand(env, cloud)),
+            "apply": component.commands.apply.as_ref().map(|t| t.expand(env, cloud)),
+            "destroy": component.commands.destroy.as_ref().map(|t| t.expand(env, cloud)),
+        },
+        "env": component.env,
+    })
 }
 
 /// `files:<sha256>` over every file under `dir` (path, executable bit and

@@ -1,8 +1,8 @@
 //! orchestrator-action: deploys a repository's infrastructure components in
 //! dependency order and keeps the record in git.
 //!
-//! The core is pure: [`config`] model, [`graph`], [`plan`], [`diff`] and
-//! [`promote`] take values and return values. Input and output live at the
+//! The core is pure: [`config`] model, [`graph`], [`plan`], [`diff`],
+//! [`promote`] and [`impact`] take values and return values. Input and output live at the
 //! edges: [`yaml`] parsing, the [`cli`], and the renderers in [`report`].
 
 pub mod cli;
@@ -13,6 +13,7 @@ pub mod exec;
 pub mod fingerprint;
 pub mod github;
 pub mod graph;
+pub mod impact;
 pub mod plan;
 pub mod promote;
 pub mod redact;

@@ -66,22 +66,46 @@ impl Redactor {
         tokens: &[&str],
     ) -> Result<Redactor, Report> {
         let mut redactor = Redactor::new(&config.secrets.keys);
+        redactor.add_environment(config, env)?;
+        redactor.add_secrets(tokens.iter().map(|t| t.to_string()));
+        Ok(redactor)
+    }
+
+    /// Adds the secret values of every component's values file in `env`.
+    pub fn add_environment(&mut self, config: &Config, env: &EnvName) -> Result<(), Report> {
+        let loaded = config
+            .components
+            .iter()
+            .map(|c| Ok((c.name.as_str(), values::load(config, env, &c.name)?)))
+            .collect::<Result<Vec<_>, Report>>()?;
+        self.add_values(
+            loaded.iter().map(|(c, v)| (*c, v)),
+            &config.secrets.sensitive,
+        );
+        Ok(())
+    }
+
+    /// Adds the secret values of components' values (component name and
+    /// values): everything under a secret-looking key or a path a
+    /// `sensitive` pattern names.
+    pub fn add_values<'v>(
+        &mut self,
+        values: impl IntoIterator<Item = (&'v str, &'v Value)>,
+        sensitive: &[KeyPattern],
+    ) {
         let mut found = Vec::new();
-        for component in &config.components {
-            let values = values::load(config, env, &component.name)?;
-            let prefix = [component.name.as_str().to_string()];
-            redactor.collect(
-                &values,
+        for (component, values) in values {
+            let prefix = [component.to_string()];
+            self.collect(
+                values,
                 &prefix,
                 &mut Vec::new(),
                 false,
-                &config.secrets.sensitive,
+                sensitive,
                 &mut found,
             );
         }
-        found.extend(tokens.iter().map(|t| t.to_string()));
-        redactor.add_secrets(found);
-        Ok(redactor)
+        self.add_secrets(found);
     }
 
     /// Adds secret values to mask wherever they appear.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::cargo::CommandCargoExt;
+use common::{GitDaemon, git};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -21,24 +22,6 @@ const STATE: &str = ".orchestrator/state/dev-aws.json";
 /// `c00`, `c01`, …, each running `./apply.sh` (which writes its outputs).
 struct Fleet {
     dir: TempDir,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-        .env("GIT_COMMITTER_NAME", "dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Fleet {
@@ -107,51 +90,6 @@ impl Fleet {
     }
 }
 
-/// `git daemon` serving the fleet over git's smart protocol, as GitHub
-/// serves it over https: pushes go through `receive-pack`, which runs the
-/// origin's hooks and checks each ref's old value.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Daemon {
-    fn serve(fleet: &Fleet) -> Daemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("git")
-            .arg("daemon")
-            .args(["--reuseaddr", "--export-all", "--enable=receive-pack"])
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", fleet.root().display()))
-            .arg(fleet.root())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon");
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        Daemon {
-            child,
-            url: format!("git://127.0.0.1:{port}/origin.git"),
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn orchestrator(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::cargo_bin("orchestrator").expect("binary");
     cmd.current_dir(dir)
@@ -193,11 +131,14 @@ fn status(state: &Value, component: &str) -> String {
 fn sixteen_jobs_applying_one_component_each_all_land_in_one_state() {
     let fleet = Fleet::new(16, "true");
     // Over git's smart protocol, as GitHub serves pushes.
-    let daemon = Daemon::serve(&fleet);
+    let daemon = GitDaemon::serve(fleet.root());
     let clones: Vec<PathBuf> = (0..16)
         .map(|i| {
             let name = format!("job{i:02}");
-            git(fleet.root(), &["clone", "-q", &daemon.url, &name]);
+            git(
+                fleet.root(),
+                &["clone", "-q", &daemon.url("origin.git"), &name],
+            );
             fleet.root().join(name)
         })
         .collect();
@@ -317,8 +258,11 @@ fn a_push_refused_by_a_hook_exits_3_and_leaves_the_local_state_alone() {
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let daemon = Daemon::serve(&fleet);
-    git(fleet.root(), &["clone", "-q", &daemon.url, "job"]);
+    let daemon = GitDaemon::serve(fleet.root());
+    git(
+        fleet.root(),
+        &["clone", "-q", &daemon.url("origin.git"), "job"],
+    );
     let job = fleet.root().join("job");
     let out = run(&job, &["apply", "--env", "dev"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -334,8 +278,8 @@ fn a_push_refused_by_a_hook_exits_3_and_leaves_the_local_state_alone() {
 #[test]
 fn a_shallow_clone_reads_and_writes_the_state_branch() {
     let fleet = Fleet::new(2, "true");
-    let daemon = Daemon::serve(&fleet);
-    let url = daemon.url.clone();
+    let daemon = GitDaemon::serve(fleet.root());
+    let url = daemon.url("origin.git");
     git(
         fleet.root(),
         &["clone", "-q", "--depth", "1", &url, "shallow"],

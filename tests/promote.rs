@@ -4,66 +4,20 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Repo, stderr, stdout};
+use common::{PROMOTION_FILES, Repo, STAGING_APP, STAGING_NETWORK, git, stderr, stdout};
 use orchestrator_action::config::{CloudName, EnvName};
 use orchestrator_action::state::store;
 use serde_json::{Value, json};
-
-const CONFIG: &str = "\
-version: 1
-defaults:
-  runner: shell
-  retries: 0
-components:
-  network:
-    path: c/network
-    commands: {apply: \"true\"}
-  app:
-    path: c/app
-    depends_on: [network]
-    commands: {apply: \"true\"}
-environments:
-  dev: {clouds: [aws, azure]}
-  staging: {clouds: [aws], promote_from: dev}
-  prod: {clouds: [aws], promote_from: staging}
-promotion:
-  keys: [\"**.version\", \"**.image_tag\"]
-";
-
-const DEV_APP: &str = "# app in dev\nimage_tag: \"1.5.0\"\nreplicas: 1\nsigning:\n  api_key:\n    version: s3cr3t-v2\n";
-const STAGING_APP: &str = "# app in staging\nimage_tag: \"1.4.0\"  # pinned\n\nreplicas: 3\nsigning:\n  api_key:\n    version: s3cr3t-v1\n";
-const DEV_NETWORK: &str = "cidr: 10.10.0.0/16\nversion: 2\n";
-const STAGING_NETWORK: &str = "cidr: 10.20.0.0/16\nversion: 1\n";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A git repository with two shell components and their values in dev and
 /// staging, committed.
 fn repo() -> Repo {
     let repo = Repo::new();
-    repo.write("orchestrator.yaml", CONFIG);
-    repo.write(".gitignore", ".orchestrator/\n");
-    repo.write("c/network/main.sh", "echo network\n");
-    repo.write("c/app/main.sh", "echo app\n");
-    repo.write("environments/dev/app.yaml", DEV_APP);
-    repo.write("environments/staging/app.yaml", STAGING_APP);
-    repo.write("environments/dev/network.yaml", DEV_NETWORK);
-    repo.write("environments/staging/network.yaml", STAGING_NETWORK);
+    for (path, text) in PROMOTION_FILES {
+        repo.write(path, text);
+    }
     git(repo.path(), &["init", "-q"]);
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-qm", "components"]);
@@ -295,6 +249,28 @@ fn force_with_a_reason_overrides_the_gate_and_records_who_and_why() {
         stderr(&out)
     );
     assert!(read(&repo, "environments/staging/network.yaml").contains("version: 2"));
+    let state: Value =
+        serde_json::from_str(&read(&repo, ".orchestrator/state/staging-aws.json")).unwrap();
+    assert_eq!(
+        state["history"][0]["note"],
+        "promotion from dev forced by alice: hotfix for INC-7 (values files written)",
+        "recorded in the target's state"
+    );
+}
+
+#[test]
+fn a_forced_promotion_that_writes_nothing_records_nothing() {
+    let repo = repo();
+    let out = repo.run(&[
+        "promote", "--from", "dev", "--to", "staging", "--force", "--reason", "look",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !repo
+            .path()
+            .join(".orchestrator/state/staging-aws.json")
+            .exists()
+    );
 }
 
 #[test]

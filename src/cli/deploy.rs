@@ -326,7 +326,7 @@ fn claimed(config: &Config, request: &Request) -> Option<Vec<ComponentName>> {
 
 /// The run as the state records it: the CI run on GitHub Actions, this
 /// invocation elsewhere.
-fn run_info(run_id: u64) -> RunInfo {
+pub(super) fn run_info(run_id: u64) -> RunInfo {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let github = var("GITHUB_ACTIONS").as_deref() == Some("true");
     let ci_id = var("GITHUB_RUN_ID").and_then(|v| v.parse::<u64>().ok());

@@ -9,10 +9,12 @@
 //! cancelled.
 
 mod comment;
+mod config_diff;
 mod deploy;
 mod diff;
 mod inspect;
 mod issue;
+mod open_pr;
 mod promote;
 mod state;
 
@@ -77,7 +79,8 @@ pub enum Command {
     /// Open, update or close failure issues from the recorded state.
     #[command(subcommand)]
     Issue(IssueCommand),
-    /// Create or update this run's comment on a pull request.
+    /// Keep one comment on a pull request up to date: the config diff of
+    /// what it changes, or the text of a file.
     Comment(CommentArgs),
 }
 
@@ -117,14 +120,17 @@ pub struct IssueArgs {
 #[derive(Debug, Args)]
 pub struct CommentArgs {
     /// The comment's text, in markdown: a file, or `-` for standard input.
+    /// Without it, on a pull_request event, the comment is the config diff
+    /// of what the pull request changes.
     #[arg(long, value_name = "PATH")]
-    pub body_file: PathBuf,
+    pub body_file: Option<PathBuf>,
     /// The pull request (default: the one the workflow run is for).
     #[arg(long, value_name = "NUMBER")]
     pub pr: Option<u64>,
-    /// Which of our comments this is: one comment is kept per key.
-    #[arg(long, value_name = "KEY", default_value = "orchestrator")]
-    pub key: String,
+    /// Which of our comments this is: one comment is kept per key (default:
+    /// `config-diff` for the config diff, `orchestrator` for --body-file).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
     /// How to reach GitHub.
     #[command(flatten)]
     pub github: GithubArgs,

@@ -4,23 +4,33 @@
 //! Everything is decided before anything is written: the gate, then every
 //! component's new text, each checked by diffing it again. With `--write`
 //! every new file is staged next to its target first and only then renamed
-//! over it, so a failure leaves the targets as they were.
+//! over it, so a failure leaves the targets as they were. With `--open-pr`
+//! the new texts are committed and proposed as a pull request instead
+//! ([`super::open_pr`]). A forced promotion that changed something is
+//! recorded, with who forced it and why, in the history of the target's
+//! state.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::diff::{Between, DiffFormat, Sides, options, parse_sides, read_sides, write_view};
-use super::{Failure, json as json_text, load, usage};
-use crate::config::{Diagnostic, EnvName, Report};
+use super::{Failure, GithubArgs, StoreArgs, json as json_text, load, open_pr, open_store, usage};
+use crate::config::{ComponentName, Config, Diagnostic, EnvName, Report};
 use crate::diff::{ComponentDiff, Presence};
 use crate::exec::engine;
 use crate::fingerprint::Fingerprinter;
+use crate::github::{self, RunContext};
 use crate::promote::gate::{self, NotReady};
 use crate::promote::{self, Promotion};
+use crate::redact::Redactor;
 use crate::report;
+use crate::report::promotion::{self as pr_text, Override};
+use crate::state::{Timestamp, publish};
 
 /// Arguments of `promote`.
 #[derive(Debug, Args)]
@@ -32,13 +42,21 @@ pub struct PromoteArgs {
     /// Edit the target's values files; without it, only show what would change.
     #[arg(long)]
     pub write: bool,
-    /// Promote even though the gate refuses (needs --reason, which is printed
-    /// and included in the JSON output).
+    /// Commit the edited files on a branch of their own, push it, and open
+    /// a pull request (or update the open one for the same environments).
+    #[arg(long)]
+    pub open_pr: bool,
+    /// Promote even though the gate refuses (needs --reason, which is printed,
+    /// included in the JSON output, and recorded in the target's state
+    /// history when the promotion writes files or opens a pull request).
     #[arg(long, requires = "reason")]
     pub force: bool,
     /// Why the gate is overridden.
     #[arg(long, value_name = "TEXT", requires = "force")]
     pub reason: Option<String>,
+    /// How to reach GitHub (the token also pushes the branch over https).
+    #[command(flatten)]
+    pub github: GithubArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
@@ -58,6 +76,20 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
     parse_sides(&sides)?;
     let selected: Vec<_> = sides.iter().map(|s| s.component.clone()).collect();
     let clouds = config.environments[&from].clouds.clone();
+    let token = github::token(args.github.github_token.as_deref());
+    // The gate reads the source's state as the state branch has it.
+    super::state::refresh_quietly(&config, &from, &clouds, token.clone());
+    // What leaves as text (the reason, the pull request, the commit, the
+    // state's note) is redacted with the secrets of both environments.
+    let redactor = if args.open_pr || args.force {
+        let mut r = Redactor::for_environment(&config, &to, &[])
+            .and_then(|mut r| r.add_environment(&config, &from).map(|()| r))
+            .map_err(Failure::Config)?;
+        r.add_secrets(token.clone());
+        r
+    } else {
+        Redactor::new(&config.secrets.keys)
+    };
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &from, &clouds)?;
     let not_ready = gate::check(&config, &from, &to, &selected, &observations);
     let not_ready_json: Vec<Value> = not_ready.iter().map(|r| r.to_json(&from)).collect();
@@ -83,7 +115,9 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         let actor = std::env::var("GITHUB_ACTOR")
             .or_else(|_| std::env::var("USER"))
             .ok();
-        let reason = args.reason.clone().unwrap_or_default();
+        let reason = redactor
+            .redact(args.reason.as_deref().unwrap_or_default())
+            .into_owned();
         eprintln!(
             "warning: {from} is not ready to be promoted to {to}; promoting anyway, forced by {}: {reason}",
             actor.as_deref().unwrap_or("unknown")
@@ -93,15 +127,15 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         }
         json!({"actor": actor, "reason": reason, "not_ready": not_ready_json})
     });
-    let files: Vec<(&Path, &str)> = sides
+    let edits: Vec<(&Path, &str, &str)> = sides
         .iter()
         .zip(&promotions)
-        .filter_map(|(s, p)| Some((s.to.as_ref()?.path.as_path(), p.text.as_deref()?)))
+        .filter_map(|(s, p)| {
+            let to = s.to.as_ref()?;
+            Some((to.path.as_path(), to.text.as_str(), p.text.as_deref()?))
+        })
         .collect();
-    if args.write {
-        write_all(&files)?;
-    }
-
+    let files: Vec<(&Path, &str)> = edits.iter().map(|&(p, _, t)| (p, t)).collect();
     let diffs: Vec<ComponentDiff> = promotions
         .iter()
         .map(|p| ComponentDiff {
@@ -111,6 +145,65 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         })
         .collect();
     let stays: usize = promotions.iter().map(|p| p.stays).sum();
+    let forced = overridden.as_ref().map(|o| Override {
+        actor: o["actor"].as_str().unwrap_or("unknown"),
+        reason: o["reason"].as_str().unwrap_or_default(),
+    });
+
+    let paths: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+
+    // The pull request first: when it cannot be opened, nothing is written.
+    let pull_request = if args.open_pr && !edits.is_empty() {
+        let text = |base_commit: &str, run: &str| -> [String; 3] {
+            let promotion = pr_text::Promotion {
+                config: &config,
+                from: &from,
+                to: &to,
+                diffs: &diffs,
+                stays,
+                selected: &asked_for(&config, &selected),
+                observations: &observations,
+                not_ready: &not_ready,
+                overridden: forced,
+                base_commit,
+                run,
+            };
+            [
+                pr_text::title(&promotion),
+                pr_text::body(&promotion),
+                pr_text::commit_message(&promotion, &paths),
+            ]
+        };
+        Some(propose(
+            &config,
+            &from,
+            &to,
+            &edits,
+            token.clone(),
+            &redactor,
+            text,
+        )?)
+    } else {
+        None
+    };
+    if args.write {
+        write_all(&files)?;
+    }
+    if let (Some(o), true) = (
+        forced,
+        pull_request.is_some() || (args.write && !files.is_empty()),
+    ) {
+        let what = match &pull_request {
+            Some(done) => format!("pull request #{}", done.opened.pull_request().number),
+            None => "values files written".to_string(),
+        };
+        let note = format!(
+            "promotion from {from} forced by {}: {} ({what})",
+            o.actor, o.reason
+        );
+        record(&config, &to, &args.github, &redactor.redact(&note))?;
+    }
+
     let title = format!("{to}, promoted from {from}");
     let view = report::diff::View {
         title: &title,
@@ -119,7 +212,6 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         components: &diffs,
         mark_promotable: false,
     };
-    let paths: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
     let extra = json!({
         "from": from,
         "to": to,
@@ -129,6 +221,10 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         "written": args.write && !files.is_empty(),
         "files": paths,
         "stays": stays,
+        "pull_request": pull_request.as_ref().map(|done| {
+            let p = done.opened.pull_request();
+            json!({"number": p.number, "url": p.html_url, "branch": done.branch, "result": done.opened.as_str()})
+        }),
     });
     if args.format == DiffFormat::Json {
         write_view(&view, args.format, Some(extra), out)?;
@@ -154,15 +250,95 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
             o["reason"].as_str().unwrap_or_default()
         )?;
     }
+    if let Some(done) = &pull_request {
+        let p = done.opened.pull_request();
+        writeln!(
+            out,
+            "\nPull request #{} {} ({}), from branch `{}`: it changes {}.",
+            p.number,
+            done.opened.as_str(),
+            p.html_url,
+            done.branch,
+            paths.join(", ")
+        )?;
+    } else if args.open_pr {
+        writeln!(out, "\nNothing to promote, so no pull request was opened.")?;
+    }
     if !paths.is_empty() {
         let done = if args.write {
             format!("Wrote {}.", paths.join(", "))
+        } else if args.open_pr {
+            "The working tree was left as it is; --write edits it too.".to_string()
         } else {
             format!("Nothing was written; --write edits {}.", paths.join(", "))
         };
         writeln!(out, "\n{done}")?;
     }
     Ok(0)
+}
+
+/// Opens the promotion's pull request (or updates the open one), with the
+/// title, description and commit message `text` makes from the commit it
+/// starts from and the run; the client redacts what it sends, and the
+/// commit message is redacted here.
+fn propose(
+    config: &Config,
+    from: &EnvName,
+    to: &EnvName,
+    edits: &[(&Path, &str, &str)],
+    token: Option<String>,
+    redactor: &Redactor,
+    text: impl Fn(&str, &str) -> [String; 3],
+) -> Result<open_pr::Done, Failure> {
+    let prepared = open_pr::prepare(config, from, to, edits, token, redactor.clone())?;
+    let context = RunContext::from_env();
+    let run = match (context.link(), &context.actor) {
+        (Some(_), _) => context.describe(0),
+        (None, Some(actor)) => format!("a local run by {actor}"),
+        (None, None) => "a local run".to_string(),
+    };
+    let [title, body, message] = text(&prepared.short_commit(), &run);
+    prepared.open(&title, &body, &redactor.redact(&message))
+}
+
+/// The components the promotion was asked for; empty when all were.
+fn asked_for(config: &Config, selected: &[ComponentName]) -> Vec<ComponentName> {
+    if selected.len() == config.components.len() {
+        Vec::new()
+    } else {
+        selected.to_vec()
+    }
+}
+
+/// Records a forced promotion in the history of each of the target's state
+/// files, through the store (committed and pushed like any state write).
+fn record(config: &Config, to: &EnvName, github: &GithubArgs, note: &str) -> Result<(), Failure> {
+    let store = open_store(
+        config,
+        &StoreArgs {
+            no_commit: false,
+            github: github.clone(),
+        },
+    )?;
+    let run = super::deploy::run_info(0);
+    for cloud in &config.environments[to].clouds {
+        let target = store.target(to, cloud);
+        store.transact(&target, true, |state| {
+            let now = Timestamp::from(SystemTime::now());
+            state.bump(
+                BTreeMap::new(),
+                Some(run.clone()),
+                now,
+                Some(note.to_string()),
+            );
+            Ok(Some(publish::message(
+                &target.label(),
+                &BTreeMap::new(),
+                &[note.to_string()],
+            )))
+        })?;
+    }
+    Ok(())
 }
 
 /// The text that says why the gate refuses, for a terminal or as markdown.

@@ -33,7 +33,7 @@ fn observe(
     at: &StatusArgs,
 ) -> Result<(Config, crate::config::EnvName, Vec<Observation>), Failure> {
     let (config, env, clouds) = target(file, at)?;
-    refresh_quietly(&config, &env, &clouds);
+    refresh_quietly(&config, &env, &clouds, crate::github::token(None));
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     Ok((config, env, observations))
 }
@@ -119,7 +119,7 @@ pub(super) fn command(
         } => {
             let (config, env, clouds) = target(file, &at)?;
             let name = name.map(|n| component(&config, &n)).transpose()?;
-            refresh_quietly(&config, &env, &clouds);
+            refresh_quietly(&config, &env, &clouds, crate::github::token(None));
             let mut docs = Vec::new();
             for cloud in &clouds {
                 let state = store::read(&engine::state_path(&config, &env, cloud), &env, cloud)?;
@@ -353,7 +353,7 @@ fn history(file: &Path, at: &StatusArgs, all: bool, out: &mut dyn Write) -> Resu
         }
         Some(store)
     } else {
-        refresh_quietly(&config, &env, &clouds);
+        refresh_quietly(&config, &env, &clouds, crate::github::token(None));
         None
     };
     let mut docs = Vec::new();
@@ -432,13 +432,16 @@ fn history(file: &Path, at: &StatusArgs, all: bool, out: &mut dyn Write) -> Resu
     Ok(())
 }
 
-/// Brings the local copies up to date with the state branch before a
-/// command reads them. Reading works without the branch, so a failure is a
-/// warning.
-fn refresh_quietly(config: &Config, env: &EnvName, clouds: &[CloudName]) {
-    let token = std::env::var("GITHUB_TOKEN")
-        .ok()
-        .and_then(crate::state::git::Token::new);
+/// Brings the local copies of `env`'s state files up to date with the
+/// state branch (read with `token` over https) before a command reads them.
+/// Reading works without the branch, so a failure is a warning.
+pub(super) fn refresh_quietly(
+    config: &Config,
+    env: &EnvName,
+    clouds: &[CloudName],
+    token: Option<String>,
+) {
+    let token = token.and_then(crate::state::git::Token::new);
     let options = crate::state::sync::Options {
         token,
         no_commit: false,

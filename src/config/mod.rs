@@ -166,11 +166,26 @@ pub fn load(file: &Path) -> Result<Config, Report> {
     let mut report = Report::default();
     let text = read_text(file, &mut report)?;
     let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    build(file, text, root.clone(), Some(&root))
+}
+
+/// Loads and validates the text of an `orchestrator.yaml` that is not in
+/// the working tree (the file of another commit), named `file` in errors.
+/// Everything is checked but that component directories exist.
+pub fn from_text(file: &Path, text: &str) -> Result<Config, Report> {
+    let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    build(file, text.to_string(), root, None)
+}
+
+/// Parses, reads and checks a config's text; component directories are
+/// looked for under `dirs` when given.
+fn build(file: &Path, text: String, root: PathBuf, dirs: Option<&Path>) -> Result<Config, Report> {
+    let mut report = Report::default();
     let document =
         parse_yaml(file, &text, &mut report).and_then(|tree| load::read(file, &tree, &mut report));
     let graph = document
         .as_ref()
-        .and_then(|doc| validate::check(file, &root, doc, &mut report));
+        .and_then(|doc| validate::check(file, dirs, doc, &mut report));
     if let (Some(doc), Some(graph), true) = (document, graph, report.is_empty()) {
         return Ok(resolve(file, root, doc, graph));
     }

@@ -12,8 +12,14 @@ use super::names::{ComponentName, EnvName};
 use crate::graph::{Graph, GraphError};
 use crate::yaml::Pos;
 
-/// Runs every cross-key check; returns the graph when the dependencies form one.
-pub fn check(file: &Path, root: &Path, doc: &ConfigFile, report: &mut Report) -> Option<Graph> {
+/// Runs every cross-key check; returns the graph when the dependencies form
+/// one. Component directories are looked for under `root`, when given.
+pub fn check(
+    file: &Path,
+    root: Option<&Path>,
+    doc: &ConfigFile,
+    report: &mut Report,
+) -> Option<Graph> {
     let mut v = Checks { file, report };
     v.component_settings(doc);
     v.paths(root, doc);
@@ -171,7 +177,7 @@ impl Checks<'_> {
         }
     }
 
-    fn paths(&mut self, root: &Path, doc: &ConfigFile) {
+    fn paths(&mut self, root: Option<&Path>, doc: &ConfigFile) {
         let mut dirs = DirCache::default();
         let targets: Vec<_> = doc
             .environments
@@ -193,6 +199,9 @@ impl Checks<'_> {
                 .hint = Some("component paths are directories inside the repository".into());
                 continue;
             }
+            let Some(root) = root else {
+                continue;
+            };
             let expanded: BTreeSet<String> = if template.has_placeholders() {
                 targets.iter().map(|(e, c)| template.expand(e, c)).collect()
             } else if dirs.is_dir(root, template.as_str()) {
@@ -428,6 +437,26 @@ mod tests {
         assert!(unsafe_relative_path("../outside").is_some());
         assert!(unsafe_relative_path("a/../../b").is_some());
         assert!(unsafe_relative_path("~/x").is_some());
+    }
+
+    #[test]
+    fn a_config_of_another_commit_is_checked_but_for_its_directories() {
+        let text = "version: 1\ncomponents:\n  a: {path: nowhere/a}\n  b: {path: /etc, depends_on: [a]}\nenvironments:\n  dev: {clouds: [aws]}\n";
+        let report = crate::config::from_text(Path::new("orchestrator.yaml"), text)
+            .expect_err("an absolute path is still refused");
+        let messages: Vec<&str> = report
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            ["path `/etc` must be relative to the repository root"]
+        );
+        let fixed = text.replace("/etc", "nowhere/b");
+        let config = crate::config::from_text(Path::new("orchestrator.yaml"), &fixed)
+            .expect("directories are not looked for");
+        assert_eq!(config.components.len(), 2);
     }
 
     #[test]

@@ -178,6 +178,11 @@ impl Client {
         })
     }
 
+    /// The repository this client works on.
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
     /// `/repos/{owner}/{repo}` followed by `tail`.
     pub fn repo_route(&self, tail: &str) -> String {
         format!("/repos/{}/{}{tail}", self.repo.owner, self.repo.name)
@@ -335,6 +340,11 @@ impl Client {
         self.prepare_within(text, MAX_BODY_CHARS)
     }
 
+    /// A title as it will be sent: redacted.
+    pub fn prepare_title(&self, title: &str) -> String {
+        self.redactor.redact(title).into_owned()
+    }
+
     fn prepare_within(&self, text: &str, limit: usize) -> String {
         fit(
             &self.redact_around_markers(text),
@@ -365,7 +375,7 @@ impl Client {
     /// Redacts the title and body, and cuts the body to `limit` characters.
     fn prepare(&self, body: &mut Value, limit: usize) {
         if let Some(Value::String(text)) = body.get_mut("title") {
-            *text = self.redactor.redact(text).into_owned();
+            *text = self.prepare_title(text);
         }
         if let Some(Value::String(text)) = body.get_mut("body") {
             *text = self.prepare_within(text, limit);

@@ -23,6 +23,8 @@ pub enum Upserted {
     Updated(u64),
     /// Comment n already said exactly this.
     Unchanged(u64),
+    /// There was no comment to update, and none was created.
+    Absent,
 }
 
 /// Whether `key` can be part of a marker: letters, digits, `.`, `_`, `-`.
@@ -41,6 +43,27 @@ pub async fn upsert(
     number: u64,
     key: &str,
     text: &str,
+) -> Result<Upserted, Error> {
+    write(client, number, key, text, true).await
+}
+
+/// Updates our comment `key` on issue or pull request `number` so that it
+/// says `text`, if there is one; creates none.
+pub async fn update(
+    client: &Client,
+    number: u64,
+    key: &str,
+    text: &str,
+) -> Result<Upserted, Error> {
+    write(client, number, key, text, false).await
+}
+
+async fn write(
+    client: &Client,
+    number: u64,
+    key: &str,
+    text: &str,
+    create: bool,
 ) -> Result<Upserted, Error> {
     if !valid_key(key) {
         return Err(Error::setup(
@@ -63,6 +86,7 @@ pub async fn upsert(
     };
     let existing = match look().await? {
         Some(c) => c,
+        None if !create => return Ok(Upserted::Absent),
         None => {
             let (comment, created) = client
                 .create_once(look, || {

@@ -1,6 +1,7 @@
 //! The GitHub edge: the API client and its retry policy ([`client`]),
-//! failure issues ([`issues`]), sticky comments ([`comments`]), and what the
-//! workflow run tells us about itself ([`RunContext`]).
+//! failure issues ([`issues`]), sticky comments ([`comments`]), promotion
+//! pull requests ([`pulls`]), and what the workflow run tells us about
+//! itself ([`RunContext`]).
 //!
 //! Nothing in the core knows about GitHub: commands call in here after a run
 //! (failure issues) or on their own (`issue`, `comment`). Every text sent
@@ -11,6 +12,7 @@ pub mod body;
 pub mod client;
 pub mod comments;
 pub mod issues;
+pub mod pulls;
 
 use std::fmt;
 use std::path::Path;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::config::{ComponentName, Config};
-use crate::graph::Walk;
+use crate::graph::{Selection, Walk};
 
 /// The graph wave by wave (by name within a wave), with each component's wave.
 #[derive(Debug, Serialize)]
@@ -128,6 +128,35 @@ pub fn mermaid(doc: &GraphDocument<'_>) -> String {
         for d in c.depends_on {
             let _ = writeln!(out, "  c{} --> c{}", id(d), id(c.name));
         }
+    }
+    out
+}
+
+/// A mermaid flowchart of the `selected` components (indexed like the
+/// graph's nodes) and the dependencies among them, wave by wave, with the
+/// `marked` ones drawn in bold.
+pub fn mermaid_subgraph(config: &Config, selected: &Selection, marked: &Selection) -> String {
+    let g = &config.graph;
+    let mut out = String::from("flowchart LR\n");
+    let order: Vec<usize> = g.waves(selected, Walk::Dependents).0.concat();
+    for &i in &order {
+        let _ = writeln!(out, "  c{i}[\"{}\"]", g.name(i));
+    }
+    for &i in &order {
+        for d in g.neighbours(i, Walk::Dependencies) {
+            if selected[d] {
+                let _ = writeln!(out, "  c{d} --> c{i}");
+            }
+        }
+    }
+    let bold: Vec<String> = order
+        .iter()
+        .filter(|&&i| marked[i])
+        .map(|i| format!("c{i}"))
+        .collect();
+    if !bold.is_empty() {
+        out.push_str("  classDef changed stroke-width:3px\n");
+        let _ = writeln!(out, "  class {} changed", bold.join(","));
     }
     out
 }

@@ -3,8 +3,10 @@
 
 pub mod diff;
 pub mod graph;
+pub mod impact;
 pub mod logs;
 pub mod plan;
+pub mod promotion;
 pub mod terminal;
 
 /// Lays out rows as left-aligned columns separated by two spaces, with no

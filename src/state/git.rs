@@ -1,6 +1,9 @@
 //! The git side of the state store: reading the state branch's tip,
 //! committing a state file on top of it and pushing, all through libgit2,
-//! without touching the working tree or the checked-out branch.
+//! without touching the working tree or the checked-out branch. The same
+//! [`Origin`] commits promotions onto branches of their own and fetches the
+//! commits a shallow checkout lacks; [`Remote`] is it bound to the state
+//! branch.
 //!
 //! Every operation here is blocking; callers run it on a thread of their
 //! own, never on an async runtime's workers. The token is handed to libgit2
@@ -143,49 +146,49 @@ fn other(e: git2::Error) -> GitError {
     GitError::Other(e.message().to_string())
 }
 
-/// A repository whose state branch lives on a remote.
-pub struct Remote {
+/// A repository and its `origin`: fetching, reading commits, committing
+/// files without a checkout, and pushing a commit to a branch. The state
+/// branch ([`Remote`]) and promotion branches are both written through it.
+pub struct Origin {
     repo: Repository,
     url: String,
-    branch: String,
-    checked_out: bool,
     token: Option<Token>,
     identity: Identity,
+}
+
+/// How a push may move the branch it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// Only from the commit's first parent (or create it when there is
+    /// none): a compare-and-swap, lost when someone else pushed first.
+    FastForward,
+    /// Whatever the branch holds: for branches only we write.
+    Force,
 }
 
 /// The remote branch's tip, when the branch exists.
 pub type Tip = Option<Oid>;
 
-impl Remote {
+impl Origin {
     /// Wraps an open repository. `url` is where to fetch and push (the
-    /// `origin` remote, possibly rewritten to https); `branch` is the state
-    /// branch; `checked_out` says it is the branch of the working tree.
-    pub fn new(
-        repo: Repository,
-        url: String,
-        branch: String,
-        checked_out: bool,
-        token: Option<Token>,
-        identity: Identity,
-    ) -> Remote {
-        Remote {
+    /// `origin` remote, possibly rewritten to https).
+    pub fn new(repo: Repository, url: String, token: Option<Token>, identity: Identity) -> Origin {
+        Origin {
             repo,
             url,
-            branch,
-            checked_out,
             token,
             identity,
         }
     }
 
+    /// The repository.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
     /// The repository's working tree.
     pub fn workdir(&self) -> Option<&Path> {
         self.repo.workdir()
-    }
-
-    /// The state branch's name.
-    pub fn branch(&self) -> &str {
-        &self.branch
     }
 
     /// The remote's URL without any credentials in it.
@@ -236,27 +239,33 @@ impl Remote {
         }
     }
 
-    /// Fetches the state branch and returns its tip, or `None` when the
-    /// remote has no such branch yet.
-    pub fn fetch(&self) -> Result<Tip, GitError> {
-        let auth_failed = Cell::new(false);
-        let mut remote = self.repo.remote_anonymous(&self.url).map_err(other)?;
+    /// Fetch options: the token, no tags, and, in a shallow clone, only
+    /// the commits asked for. (The local transport cannot fetch shallow,
+    /// and needs not.)
+    fn fetch_options<'a>(&'a self, auth_failed: &'a Cell<bool>) -> FetchOptions<'a> {
         let mut options = FetchOptions::new();
-        options.remote_callbacks(self.callbacks(&auth_failed));
+        options.remote_callbacks(self.callbacks(auth_failed));
         options.download_tags(git2::AutotagOption::None);
         options.update_fetchhead(false);
         if self.repo.is_shallow() && local_path(&self.url).is_none() {
-            // A shallow clone stays shallow: the tip is all we read. (The
-            // local transport cannot fetch shallow, and needs not.)
             options.depth(1);
         }
-        let spec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = self.branch);
+        options
+    }
+
+    /// Fetches `branch` into `refs/remotes/origin/<branch>` and returns its
+    /// tip, or `None` when the remote has no such branch.
+    pub fn fetch_branch(&self, branch: &str) -> Result<Tip, GitError> {
+        let auth_failed = Cell::new(false);
+        let mut remote = self.repo.remote_anonymous(&self.url).map_err(other)?;
+        let mut options = self.fetch_options(&auth_failed);
+        let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
         remote
             .fetch(&[spec.as_str()], Some(&mut options), None)
             .map_err(|e| self.classify(e, auth_failed.get()))?;
         // The advertisement outlives the connection and says whether the
         // branch exists, which a stale tracking ref cannot.
-        let wanted = format!("refs/heads/{}", self.branch);
+        let wanted = format!("refs/heads/{branch}");
         let tip = remote
             .list()
             .map_err(other)?
@@ -266,20 +275,34 @@ impl Remote {
         Ok(tip)
     }
 
+    /// Whether the repository holds commit `id`.
+    pub fn has_commit(&self, id: Oid) -> bool {
+        self.repo.find_commit(id).is_ok()
+    }
+
+    /// Fetches commit `id` by its id, as a shallow checkout lacks the
+    /// commits before its own (in a shallow clone, only that commit).
+    pub fn fetch_commit(&self, id: Oid) -> Result<(), GitError> {
+        let auth_failed = Cell::new(false);
+        let mut remote = self.repo.remote_anonymous(&self.url).map_err(other)?;
+        let mut options = self.fetch_options(&auth_failed);
+        let spec = id.to_string();
+        remote
+            .fetch(&[spec.as_str()], Some(&mut options), None)
+            .map_err(|e| self.classify(e, auth_failed.get()))?;
+        if self.has_commit(id) {
+            Ok(())
+        } else {
+            Err(GitError::Other(format!(
+                "{} does not hold commit {id}",
+                self.display_url()
+            )))
+        }
+    }
+
     /// The file at `path` (relative to the repository root) in `commit`.
     pub fn read(&self, commit: Oid, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
-        let tree = self
-            .repo
-            .find_commit(commit)
-            .and_then(|c| c.tree())
-            .map_err(other)?;
-        let entry = match tree.get_path(path) {
-            Ok(entry) => entry,
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(other(e)),
-        };
-        let blob = self.repo.find_blob(entry.id()).map_err(other)?;
-        Ok(Some(blob.content().to_vec()))
+        read_at(&self.repo, commit, path).map_err(other)
     }
 
     /// Each version of the file at `path` in the history of `tip`, newest
@@ -311,55 +334,70 @@ impl Remote {
         Ok(versions)
     }
 
-    /// Commits `bytes` as the file at `path` on top of `parent` (a root
-    /// commit holding only that file when there is no parent), without
-    /// touching the working tree, and returns the commit.
+    /// Commits `files` (paths relative to the repository root, with their
+    /// new contents) on top of `parent` (a root commit holding only them
+    /// when there is no parent), without touching the working tree or any
+    /// branch, and returns the commit.
     pub fn commit(
         &self,
         parent: Tip,
-        path: &Path,
-        bytes: &[u8],
+        files: &[(&Path, &[u8])],
         message: &str,
     ) -> Result<Oid, GitError> {
-        let parts: Vec<&str> = path
-            .components()
-            .map(|c| c.as_os_str().to_str().unwrap_or_default())
-            .collect();
-        if parts.iter().any(|p| p.is_empty()) {
-            return Err(GitError::Other(format!(
-                "cannot commit {}: not a plain relative path",
-                path.display()
-            )));
-        }
         let repo = &self.repo;
         let parent = parent
             .map(|id| repo.find_commit(id))
             .transpose()
             .map_err(other)?;
-        let base = parent
+        let mut tree = parent
             .as_ref()
             .map(|c| c.tree())
             .transpose()
             .map_err(other)?;
-        let blob = repo.blob(bytes).map_err(other)?;
-        let tree = insert(repo, base.as_ref(), &parts, blob).map_err(other)?;
-        let tree = repo.find_tree(tree).map_err(other)?;
+        for (path, bytes) in files {
+            let parts: Vec<&str> = path
+                .components()
+                .map(|c| match c {
+                    std::path::Component::Normal(part) => part.to_str().unwrap_or_default(),
+                    _ => "",
+                })
+                .collect();
+            if parts.is_empty() || parts.iter().any(|p| p.is_empty()) {
+                return Err(GitError::Other(format!(
+                    "cannot commit {}: not a plain relative path",
+                    path.display()
+                )));
+            }
+            let blob = repo.blob(bytes).map_err(other)?;
+            let id = insert(repo, tree.as_ref(), &parts, blob).map_err(other)?;
+            tree = Some(repo.find_tree(id).map_err(other)?);
+        }
+        let tree = match tree {
+            Some(tree) => tree,
+            None => repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .and_then(|id| repo.find_tree(id))
+                .map_err(other)?,
+        };
         let signature = Signature::now(&self.identity.name, &self.identity.email).map_err(other)?;
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         repo.commit(None, &signature, &signature, message, &tree, &parents)
             .map_err(other)
     }
 
-    /// Pushes `commit` to the state branch, expecting the branch to be at
-    /// its fetched tip. A push the server reports as refused comes back as
-    /// `Ok` from libgit2 with a per-ref message; both are checked.
-    pub fn push(&self, commit: Oid) -> Result<(), GitError> {
-        let result = match local_path(&self.url) {
-            Some(path) => self.push_local(&path, commit),
-            None => self.push_remote(commit),
-        };
-        result?;
-        self.after_push(commit);
+    /// Pushes `commit` to `branch`, moving it as `update` allows. A push
+    /// the server reports as refused comes back as `Ok` from libgit2 with a
+    /// per-ref message; both are checked.
+    pub fn push(&self, commit: Oid, branch: &str, update: Update) -> Result<(), GitError> {
+        match local_path(&self.url) {
+            Some(path) => self.push_local(&path, commit, branch, update),
+            None => self.push_remote(commit, branch, update),
+        }?;
+        let tracking = format!("refs/remotes/origin/{branch}");
+        let _ = self
+            .repo
+            .reference(&tracking, commit, true, "orchestrator: pushed");
         Ok(())
     }
 
@@ -368,7 +406,13 @@ impl Remote {
     /// could both "win"; instead the new objects are copied into the remote
     /// repository and the branch is moved with an atomic compare-and-swap
     /// there, as `git receive-pack` does.
-    fn push_local(&self, path: &Path, commit: Oid) -> Result<(), GitError> {
+    fn push_local(
+        &self,
+        path: &Path,
+        commit: Oid,
+        branch: &str,
+        update: Update,
+    ) -> Result<(), GitError> {
         let path = match self.repo.workdir() {
             Some(top) if path.is_relative() => top.join(path),
             _ => path.to_path_buf(),
@@ -384,10 +428,15 @@ impl Remote {
             .find_commit(commit)
             .ok()
             .and_then(|c| c.parent_id(0).ok());
-        let branch = format!("refs/heads/{}", self.branch);
-        let moved = match expected {
-            Some(old) => remote.reference_matching(&branch, commit, true, old, "state push"),
-            None => remote.reference(&branch, commit, false, "state push"),
+        let name = format!("refs/heads/{branch}");
+        let moved = match (update, expected) {
+            (Update::Force, _) => remote.reference(&name, commit, true, "orchestrator push"),
+            (Update::FastForward, Some(old)) => {
+                remote.reference_matching(&name, commit, true, old, "orchestrator push")
+            }
+            (Update::FastForward, None) => {
+                remote.reference(&name, commit, false, "orchestrator push")
+            }
         };
         match moved {
             Ok(_) => Ok(()),
@@ -406,7 +455,7 @@ impl Remote {
     /// Pushes over the network. libgit2 pushes references, not commits:
     /// point a private one at the commit, unique to this process and call,
     /// and drop it afterwards.
-    fn push_remote(&self, commit: Oid) -> Result<(), GitError> {
+    fn push_remote(&self, commit: Oid, branch: &str, update: Update) -> Result<(), GitError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let local = format!(
             "refs/orchestrator/push/{}-{}",
@@ -415,14 +464,15 @@ impl Remote {
         );
         let mut reference = self
             .repo
-            .reference(&local, commit, true, "state push")
+            .reference(&local, commit, true, "orchestrator push")
             .map_err(other)?;
-        let result = self.push_ref(&local, &format!("refs/heads/{}", self.branch));
+        let force = if update == Update::Force { "+" } else { "" };
+        let result = self.push_ref(&format!("{force}{local}:refs/heads/{branch}"));
         let _ = reference.delete();
         result
     }
 
-    fn push_ref(&self, local: &str, to: &str) -> Result<(), GitError> {
+    fn push_ref(&self, spec: &str) -> Result<(), GitError> {
         let auth_failed = Cell::new(false);
         let refused: RefCell<Option<String>> = RefCell::new(None);
         let mut callbacks = self.callbacks(&auth_failed);
@@ -435,9 +485,8 @@ impl Remote {
         let mut options = PushOptions::new();
         options.remote_callbacks(callbacks);
         let mut remote = self.repo.remote_anonymous(&self.url).map_err(other)?;
-        let spec = format!("{local}:{to}");
         remote
-            .push(&[spec.as_str()], Some(&mut options))
+            .push(&[spec], Some(&mut options))
             .map_err(|e| self.classify(e, auth_failed.get()))?;
         drop(options);
         match refused.into_inner() {
@@ -446,32 +495,174 @@ impl Remote {
             Some(message) => Err(GitError::Rejected(message)),
         }
     }
+}
 
-    /// Keeps the local refs in step with what was pushed: the tracking ref
-    /// always; the local state branch when it is not the checked-out one;
-    /// the checked-out branch (and its index entry) only when the push was
-    /// a fast-forward of it, so the working tree never falls behind HEAD.
+/// A repository whose state branch lives on a remote.
+pub struct Remote {
+    origin: Origin,
+    branch: String,
+    checked_out: bool,
+}
+
+impl Remote {
+    /// The state branch `branch` of `origin`; `checked_out` says it is the
+    /// branch of the working tree.
+    pub fn new(origin: Origin, branch: String, checked_out: bool) -> Remote {
+        Remote {
+            origin,
+            branch,
+            checked_out,
+        }
+    }
+
+    /// The repository and its remote.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The state branch's name.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The remote's URL without any credentials in it.
+    pub fn display_url(&self) -> String {
+        self.origin.display_url()
+    }
+
+    /// Fetches the state branch and returns its tip, or `None` when the
+    /// remote has no such branch yet.
+    pub fn fetch(&self) -> Result<Tip, GitError> {
+        self.origin.fetch_branch(&self.branch)
+    }
+
+    /// The file at `path` (relative to the repository root) in `commit`.
+    pub fn read(&self, commit: Oid, path: &Path) -> Result<Option<Vec<u8>>, GitError> {
+        self.origin.read(commit, path)
+    }
+
+    /// Each version of the file at `path` in the history of `tip`, newest
+    /// first, with the commit that wrote it.
+    pub fn versions(&self, tip: Oid, path: &Path) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+        self.origin.versions(tip, path)
+    }
+
+    /// Commits `bytes` as the file at `path` on top of `parent` (a root
+    /// commit holding only that file when there is no parent), without
+    /// touching the working tree, and returns the commit.
+    pub fn commit(
+        &self,
+        parent: Tip,
+        path: &Path,
+        bytes: &[u8],
+        message: &str,
+    ) -> Result<Oid, GitError> {
+        self.origin.commit(parent, &[(path, bytes)], message)
+    }
+
+    /// Pushes `commit` to the state branch, expecting the branch to be at
+    /// its fetched tip.
+    pub fn push(&self, commit: Oid) -> Result<(), GitError> {
+        self.origin
+            .push(commit, &self.branch, Update::FastForward)?;
+        self.after_push(commit);
+        Ok(())
+    }
+
+    /// Keeps the local branch in step with what was pushed: the local
+    /// state branch when it is not the checked-out one; the checked-out
+    /// branch (and its index entry) only when the push was a fast-forward
+    /// of it, so the working tree never falls behind HEAD.
     fn after_push(&self, commit: Oid) {
+        let repo = &self.origin.repo;
         let message = "orchestrator: state pushed";
-        let tracking = format!("refs/remotes/origin/{}", self.branch);
-        let _ = self.repo.reference(&tracking, commit, true, message);
         let local = format!("refs/heads/{}", self.branch);
         if !self.checked_out {
-            let _ = self.repo.reference(&local, commit, true, message);
+            let _ = repo.reference(&local, commit, true, message);
             return;
         }
-        let Ok(new) = self.repo.find_commit(commit) else {
+        let Ok(new) = repo.find_commit(commit) else {
             return;
         };
-        let head = self.repo.head().ok().and_then(|h| h.target());
+        let head = repo.head().ok().and_then(|h| h.target());
         if head.is_some() && head == new.parent_id(0).ok() {
-            let _ = self.repo.reference(&local, commit, true, message);
-            if let (Ok(mut index), Ok(tree)) = (self.repo.index(), new.tree()) {
+            let _ = repo.reference(&local, commit, true, message);
+            if let (Ok(mut index), Ok(tree)) = (repo.index(), new.tree()) {
                 // Only the state file differs from the old HEAD; reading the
                 // new tree into the index records exactly that.
                 let _ = index.read_tree(&tree).and_then(|()| index.write());
             }
         }
+    }
+}
+
+/// A commit id as git shortens it: its first seven characters.
+pub fn short_id(id: Oid) -> String {
+    id.to_string().chars().take(7).collect()
+}
+
+/// The file at `path` (relative to the repository root) in `commit`, or
+/// `None` when the commit has no such file.
+pub fn read_at(
+    repo: &Repository,
+    commit: Oid,
+    path: &Path,
+) -> Result<Option<Vec<u8>>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let entry = match tree.get_path(path) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(None);
+    }
+    Ok(Some(repo.find_blob(entry.id())?.content().to_vec()))
+}
+
+/// Every file under directory `dir` in `commit`, with its path below
+/// `dir` (`dev/app.yaml`) and its content; empty when there is no `dir`.
+pub fn files_under(
+    repo: &Repository,
+    commit: Oid,
+    dir: &Path,
+) -> Result<Vec<(String, Vec<u8>)>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let sub = if dir.as_os_str().is_empty() {
+        tree
+    } else {
+        match tree.get_path(dir) {
+            Ok(e) if e.kind() == Some(git2::ObjectType::Tree) => repo.find_tree(e.id())?,
+            Ok(_) => return Ok(Vec::new()),
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        }
+    };
+    let mut ids = Vec::new();
+    sub.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            if let Ok(name) = entry.name() {
+                ids.push((format!("{parent}{name}"), entry.id()));
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    ids.into_iter()
+        .map(|(path, id)| Ok((path, repo.find_blob(id)?.content().to_vec())))
+        .collect()
+}
+
+/// The id of the tree or blob at `path` in `commit`, or `None` when there
+/// is nothing there.
+pub fn entry_id(repo: &Repository, commit: Oid, path: &Path) -> Result<Option<Oid>, git2::Error> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    if path.as_os_str().is_empty() {
+        return Ok(Some(tree.id()));
+    }
+    match tree.get_path(path) {
+        Ok(entry) => Ok(Some(entry.id())),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -502,8 +693,8 @@ fn lost_race(message: &str) -> bool {
 
 /// Copies object `id` and everything it refers to that `to` lacks from
 /// `from` into `to`, children first, so `to` never holds an object whose
-/// parts are missing. The parent commit is already there (it was fetched
-/// from `to`), which ends the walk.
+/// parts are missing. The walk ends at what `to` already holds: for a state
+/// commit, its parent, which was fetched from there.
 fn copy_object(from: &git2::Odb<'_>, to: &git2::Odb<'_>, id: Oid) -> Result<(), git2::Error> {
     if to.exists(id) {
         return Ok(());
@@ -512,8 +703,11 @@ fn copy_object(from: &git2::Odb<'_>, to: &git2::Odb<'_>, id: Oid) -> Result<(), 
     let kind = object.kind();
     match kind {
         git2::ObjectType::Commit => {
-            let tree = commit_tree(object.data())?;
+            let (tree, parents) = commit_links(object.data())?;
             copy_object(from, to, tree)?;
+            for parent in parents {
+                copy_object(from, to, parent)?;
+            }
         }
         git2::ObjectType::Tree => {
             for child in tree_entries(object.data())? {
@@ -526,13 +720,20 @@ fn copy_object(from: &git2::Odb<'_>, to: &git2::Odb<'_>, id: Oid) -> Result<(), 
     Ok(())
 }
 
-/// The tree a raw commit object names on its first line.
-fn commit_tree(data: &[u8]) -> Result<Oid, git2::Error> {
-    let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
-    let hex = line
-        .strip_prefix(b"tree ")
+/// The tree a raw commit object names on its first line, and the parents
+/// on the lines after it.
+fn commit_links(data: &[u8]) -> Result<(Oid, Vec<Oid>), git2::Error> {
+    let hex = |bytes: &[u8]| Oid::from_str(std::str::from_utf8(bytes).unwrap_or_default());
+    let mut lines = data.split(|b| *b == b'\n');
+    let tree = lines
+        .next()
+        .and_then(|l| l.strip_prefix(b"tree "))
         .ok_or_else(|| git2::Error::from_str("a commit without a tree"))?;
-    Oid::from_str(std::str::from_utf8(hex).unwrap_or_default())
+    let parents = lines
+        .map_while(|l| l.strip_prefix(b"parent "))
+        .map(hex)
+        .collect::<Result<_, _>>()?;
+    Ok((hex(tree)?, parents))
 }
 
 /// The ids of the objects a raw tree object holds: entries are
@@ -569,7 +770,12 @@ fn insert(
     match path {
         [] => return Err(git2::Error::from_str("empty path")),
         [file] => {
-            builder.insert(file, blob, 0o100_644)?;
+            // An executable file stays executable.
+            let mode = match base.and_then(|t| t.get_name(file)).map(|e| e.filemode()) {
+                Some(0o100_755) => 0o100_755,
+                _ => 0o100_644,
+            };
+            builder.insert(file, blob, mode)?;
         }
         [dir, rest @ ..] => {
             let sub = match base.and_then(|t| t.get_name(dir)) {

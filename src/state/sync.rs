@@ -19,7 +19,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use git2::{ErrorCode, Repository};
 
-use super::git::{self, GitError, Identity, Remote, Token, Transport};
+use super::git::{self, GitError, Identity, Origin, Remote, Token, Transport};
 use super::lock::Holder;
 use super::model::StateFile;
 use super::store::{self, StateError};
@@ -207,6 +207,95 @@ pub fn default_identity() -> Identity {
     }
 }
 
+/// How the repository holding a directory reaches its `origin`.
+enum Reach {
+    /// Through this, with the branch checked out (if HEAD is on one).
+    Origin(Origin, Option<String>),
+    /// It cannot, for this reason: nothing to push to.
+    Local(String),
+    /// It could, but the token it needs is missing, for this reason.
+    NoToken(&'static str),
+}
+
+/// Opens the repository holding `start` and finds its `origin`: an ssh
+/// origin is reached over https when there is a token, and an https one
+/// needs a token.
+fn reach(start: &Path, token: Option<Token>, identity: Identity) -> Result<Reach, StoreError> {
+    let repo = match Repository::discover(start) {
+        Ok(repo) => repo,
+        Err(e) if e.code() == ErrorCode::Owner => {
+            return Err(StoreError::Setup {
+                message: format!("git refuses to open the repository: {}", e.message()),
+                hint: format!(
+                    "the working tree belongs to another user; if you trust it, run \
+                     `git config --global --add safe.directory {}` (on GitHub Actions this \
+                     is done for GITHUB_WORKSPACE), or pass --no-commit",
+                    start.display()
+                ),
+            });
+        }
+        Err(_) => return Ok(Reach::Local("not a git repository".into())),
+    };
+    if repo.workdir().is_none() {
+        return Ok(Reach::Local("a bare repository has no working tree".into()));
+    }
+    let url = match repo.find_remote("origin") {
+        Ok(remote) => match remote.url() {
+            Ok(url) => url.to_string(),
+            _ => return Ok(Reach::Local("the `origin` remote has no URL".into())),
+        },
+        Err(_) => return Ok(Reach::Local("no `origin` remote".into())),
+    };
+    let head_branch = repo
+        .head()
+        .ok()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().ok().map(str::to_string));
+    let url = match (git::transport(&url), &token) {
+        (Transport::Ssh, Some(_)) => git::https_url(&url),
+        _ => url,
+    };
+    let missing_token = match git::transport(&url) {
+        Transport::Local => None,
+        Transport::Http if token.is_some() => None,
+        Transport::Http => Some("no token to push to an https remote"),
+        Transport::Ssh => Some("origin is an ssh remote and there is no token to push over https"),
+    };
+    if let Some(why) = missing_token {
+        return Ok(Reach::NoToken(why));
+    }
+    Ok(Reach::Origin(
+        Origin::new(repo, url, token, identity),
+        head_branch,
+    ))
+}
+
+/// The repository holding `start` and its `origin`, for git work beside
+/// the state: fetching the commits a shallow checkout lacks, pushing a
+/// promotion branch. `purpose` says what for, in errors (`push the
+/// promotion branch`).
+pub fn origin(start: &Path, options: Options, purpose: &str) -> Result<Origin, StoreError> {
+    let start = if start.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        start
+    };
+    let identity = options.identity.unwrap_or_else(default_identity);
+    match reach(start, options.token, identity)? {
+        Reach::Origin(origin, _) => Ok(origin),
+        Reach::Local(why) => Err(StoreError::Setup {
+            message: format!("cannot {purpose}: {why}"),
+            hint: "this needs a clone of the repository with its `origin` remote".into(),
+        }),
+        Reach::NoToken(why) => Err(StoreError::Setup {
+            message: format!("cannot {purpose}: {why}"),
+            hint: "pass --github-token or set GITHUB_TOKEN (in a workflow, the job's token \
+                   with `permissions: contents: write`)"
+                .into(),
+        }),
+    }
+}
+
 impl Store {
     /// Decides where state is kept and opens it. Says why in
     /// [`Store::describe`].
@@ -230,36 +319,24 @@ impl Store {
         } else {
             config.root.as_path()
         };
-        let repo = match Repository::discover(start) {
-            Ok(repo) => repo,
-            Err(e) if e.code() == ErrorCode::Owner => {
+        let identity = options.identity.unwrap_or_else(default_identity);
+        let (origin, head_branch) = match reach(start, options.token, identity)? {
+            Reach::Origin(origin, head_branch) => (origin, head_branch),
+            Reach::Local(why) => return Ok(local(why)),
+            Reach::NoToken(why) if in_github_actions() => {
                 return Err(StoreError::Setup {
-                    message: format!("git refuses to open the repository: {}", e.message()),
-                    hint: format!(
-                        "the working tree belongs to another user; if you trust it, run \
-                         `git config --global --add safe.directory {}` (on GitHub Actions this \
-                         is done for GITHUB_WORKSPACE), or pass --no-commit",
-                        config.root.display()
-                    ),
+                    message: format!("cannot commit the state: {why}"),
+                    hint: "pass the `github-token` input (its default is the job's token, which \
+                           needs `permissions: contents: write`), or set commit-state: false"
+                        .into(),
                 });
             }
-            Err(_) => return Ok(local("not a git repository".into())),
+            Reach::NoToken(why) => {
+                return Ok(local(format!(
+                    "{why}; set GITHUB_TOKEN or pass --github-token to commit it"
+                )));
+            }
         };
-        let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
-            return Ok(local("a bare repository has no working tree".into()));
-        };
-        let url = match repo.find_remote("origin") {
-            Ok(remote) => match remote.url() {
-                Ok(url) => url.to_string(),
-                _ => return Ok(local("the `origin` remote has no URL".into())),
-            },
-            Err(_) => return Ok(local("no `origin` remote".into())),
-        };
-        let head_branch = repo
-            .head()
-            .ok()
-            .filter(|h| h.is_branch())
-            .and_then(|h| h.shorthand().ok().map(str::to_string));
         let (branch, checked_out) = match &config.state.branch {
             StateBranch::Dedicated(b) => (b.clone(), head_branch.as_deref() == Some(b.as_str())),
             StateBranch::Current => match head_branch {
@@ -276,45 +353,14 @@ impl Store {
                 }
             },
         };
-        let url = match (git::transport(&url), &options.token) {
-            (Transport::Ssh, Some(_)) => git::https_url(&url),
-            _ => url,
-        };
-        let missing_token = match git::transport(&url) {
-            Transport::Local => None,
-            Transport::Http if options.token.is_some() => None,
-            Transport::Http => Some("no token to push to an https remote"),
-            Transport::Ssh => {
-                Some("origin is an ssh remote and there is no token to push over https")
-            }
-        };
-        if let Some(why) = missing_token {
-            if in_github_actions() {
-                return Err(StoreError::Setup {
-                    message: format!("cannot commit the state: {why}"),
-                    hint: "pass the `github-token` input (its default is the job's token, which \
-                           needs `permissions: contents: write`), or set commit-state: false"
-                        .into(),
-                });
-            }
-            return Ok(local(format!(
-                "{why}; set GITHUB_TOKEN or pass --github-token to commit it"
-            )));
-        }
         let root = start.canonicalize().unwrap_or(start.to_path_buf());
+        let workdir = origin.workdir().map(Path::to_path_buf).unwrap_or_default();
         let top = workdir.canonicalize().unwrap_or(workdir);
         let in_repo_dir = root
             .strip_prefix(&top)
             .unwrap_or(Path::new(""))
             .join(&config.state.dir);
-        let remote = Remote::new(
-            repo,
-            url,
-            branch.clone(),
-            checked_out,
-            options.token,
-            options.identity.unwrap_or_else(default_identity),
-        );
+        let remote = Remote::new(origin, branch.clone(), checked_out);
         let description = format!(
             "committed to branch `{branch}` of origin ({})",
             remote.display_url()

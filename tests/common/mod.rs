@@ -3,8 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -42,6 +43,48 @@ environments:
   staging: {clouds: [aws], promote_from: dev}
   prod: {clouds: [aws], promote_from: staging, protected: true}
 ";
+
+/// The config of promotion tests: two shell components, `network` and
+/// `app`, and three environments; promotion copies versions and image tags.
+pub const PROMOTION_CONFIG: &str = "\
+version: 1
+defaults:
+  runner: shell
+  retries: 0
+components:
+  network:
+    path: c/network
+    commands: {apply: \"true\"}
+  app:
+    path: c/app
+    depends_on: [network]
+    commands: {apply: \"true\"}
+environments:
+  dev: {clouds: [aws, azure]}
+  staging: {clouds: [aws], promote_from: dev}
+  prod: {clouds: [aws], promote_from: staging}
+promotion:
+  keys: [\"**.version\", \"**.image_tag\"]
+";
+
+pub const DEV_APP: &str = "# app in dev\nimage_tag: \"1.5.0\"\nreplicas: 1\nsigning:\n  api_key:\n    version: s3cr3t-v2\n";
+pub const STAGING_APP: &str = "# app in staging\nimage_tag: \"1.4.0\"  # pinned\n\nreplicas: 3\nsigning:\n  api_key:\n    version: s3cr3t-v1\n";
+pub const DEV_NETWORK: &str = "cidr: 10.10.0.0/16\nversion: 2\n";
+pub const STAGING_NETWORK: &str = "cidr: 10.20.0.0/16\nversion: 1\n";
+
+/// The files of a promotion test's repository: the config, the components,
+/// and the values of dev and staging (dev's app holds a secret under
+/// `signing.api_key.version`, which promotion copies).
+pub const PROMOTION_FILES: [(&str, &str); 8] = [
+    ("orchestrator.yaml", PROMOTION_CONFIG),
+    (".gitignore", ".orchestrator/\n"),
+    ("c/network/main.sh", "echo network\n"),
+    ("c/app/main.sh", "echo app\n"),
+    ("environments/dev/app.yaml", DEV_APP),
+    ("environments/staging/app.yaml", STAGING_APP),
+    ("environments/dev/network.yaml", DEV_NETWORK),
+    ("environments/staging/network.yaml", STAGING_NETWORK),
+];
 
 impl Repo {
     /// An empty directory.
@@ -110,4 +153,73 @@ pub fn stderr(out: &Output) -> String {
 /// The repository this crate lives in (holds the example).
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs git in `dir` as a fixed identity, and returns its standard output;
+/// panics when it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `git daemon` serving the repositories under a directory over git's
+/// smart protocol, as GitHub serves them over https: pushes go through
+/// `receive-pack`, which runs the hooks and checks each ref's old value.
+/// Stops when dropped.
+pub struct GitDaemon {
+    child: Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Serves every repository under `base`.
+    pub fn serve(base: &Path) -> GitDaemon {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("git")
+            .arg("daemon")
+            .args(["--reuseaddr", "--export-all", "--enable=receive-pack"])
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        GitDaemon { child, port }
+    }
+
+    /// The URL of repository `name` (a path under the base).
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -16,6 +16,12 @@
 //! The repository is [`OWNER`]/[`REPO`]. Faults can be injected per
 //! operation ([`Fault`]).
 //!
+//! Pull requests are issues with a head and a base branch, as on GitHub:
+//! their comments go through the issues API. Given a git repository to
+//! stand for the repository's branches ([`FakeGitHub::branches_in`]), the
+//! fake refuses a pull request whose branches are not there, and reports
+//! each head's commit from it.
+//!
 //! The server runs on its own thread and runtime, so tests can use it from
 //! plain `#[test]` functions that spawn the real binary.
 
@@ -134,6 +140,16 @@ pub struct Issue {
     pub duplicate_of: Option<u64>,
 }
 
+/// A pull request's branches, stored beside its issue (same number).
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub number: u64,
+    /// The head branch.
+    pub head: String,
+    /// The base branch.
+    pub base: String,
+}
+
 /// A comment as stored.
 #[derive(Debug, Clone)]
 pub struct Comment {
@@ -171,6 +187,9 @@ struct Store {
     next_number: u64,
     next_id: u64,
     issues: BTreeMap<u64, Issue>,
+    pulls: BTreeMap<u64, Pull>,
+    /// The git repository holding the branches pull requests name.
+    branches: Option<std::path::PathBuf>,
     comments: Vec<Comment>,
     labels: Vec<Label>,
     faults: Vec<Fault>,
@@ -290,10 +309,36 @@ impl FakeGitHub {
         self.store().hold = Some((Arc::new(tokio::sync::Barrier::new(n)), n));
     }
 
-    /// Opens a pull request (an issue with `pull_request` set); its number.
+    /// Pull requests must name branches of the git repository at `path`
+    /// (a bare origin), and their heads' commits are read from it.
+    pub fn branches_in(&self, path: &std::path::Path) {
+        self.store().branches = Some(path.to_path_buf());
+    }
+
+    /// Every pull request: its issue (title, body, state, author) and its
+    /// branches, by number.
+    pub fn pull_requests(&self) -> Vec<(Issue, Pull)> {
+        let store = self.store();
+        store
+            .pulls
+            .values()
+            .map(|p| (store.issues[&p.number].clone(), p.clone()))
+            .collect()
+    }
+
+    /// Opens a pull request (an issue with `pull_request` set, from branch
+    /// `feature` into `main`); its number.
     pub fn open_pull_request(&self, title: &str) -> u64 {
         let mut store = self.store();
         let number = store.next_number;
+        store.pulls.insert(
+            number,
+            Pull {
+                number,
+                head: "feature".into(),
+                base: "main".into(),
+            },
+        );
         store.next_number += 1;
         let id = store.new_id();
         store.issues.insert(
@@ -736,6 +781,12 @@ fn too_long(resource: &str) -> Answer {
     )
 }
 
+/// GitHub's refusal of a request whose body is over the limit, if it is.
+fn over_limit(body: &Value, resource: &str) -> Option<Answer> {
+    let text = body["body"].as_str()?;
+    (text.chars().count() > MAX_BODY).then(|| too_long(resource))
+}
+
 /// Does what the operation does, on the store.
 fn work(
     shared: &Shared,
@@ -794,10 +845,10 @@ fn work(
             )
         }
         "issues/create" => {
-            let text = body["body"].as_str().unwrap_or_default();
-            if text.chars().count() > MAX_BODY {
-                return too_long("Issue");
+            if let Some(refused) = over_limit(body, "Issue") {
+                return refused;
             }
+            let text = body["body"].as_str().unwrap_or_default();
             let labels: Vec<String> = body["labels"]
                 .as_array()
                 .map(|ls| {
@@ -854,10 +905,8 @@ fn work(
             if !store.issues.contains_key(&n) {
                 return Answer::error(404, "Not Found");
             }
-            if let Some(text) = body["body"].as_str() {
-                if text.chars().count() > MAX_BODY {
-                    return too_long("Issue");
-                }
+            if let Some(refused) = over_limit(body, "Issue") {
+                return refused;
             }
             let duplicate_of = match body["duplicate_issue_id"].as_u64() {
                 Some(id) => match store.issues.values().find(|i| i.id == id) {
@@ -988,8 +1037,146 @@ fn work(
             store.labels.push(label);
             Answer::json(201, json)
         }
+        "pulls/list" => {
+            let state = q("state").unwrap_or("open");
+            let head = q("head");
+            let base = q("base");
+            let mut found: Vec<Value> = store
+                .pulls
+                .values()
+                .filter(|p| state == "all" || store.issues[&p.number].state == state)
+                .filter(|p| head.is_none_or(|h| h == format!("{OWNER}:{}", p.head)))
+                .filter(|p| base.is_none_or(|b| b == p.base))
+                .map(|p| pull_json(shared, store, p))
+                .collect();
+            if q("direction").unwrap_or("desc") == "desc" {
+                found.reverse();
+            }
+            page(
+                shared,
+                &format!("/repos/{OWNER}/{REPO}/pulls"),
+                query,
+                found,
+            )
+        }
+        "pulls/create" => {
+            if let Some(refused) = over_limit(body, "PullRequest") {
+                return refused;
+            }
+            let text = body["body"].as_str().unwrap_or_default();
+            let (Some(title), Some(head), Some(base)) = (
+                body["title"].as_str(),
+                body["head"].as_str(),
+                body["base"].as_str(),
+            ) else {
+                return Answer::error(422, "title, head and base are required");
+            };
+            let head = head.strip_prefix(&format!("{OWNER}:")).unwrap_or(head);
+            for (field, branch) in [("head", head), ("base", base)] {
+                if store.branches.is_some() && branch_commit(store, branch).is_none() {
+                    return invalid("PullRequest", field);
+                }
+            }
+            let taken = store.pulls.values().any(|p| {
+                p.head == head && p.base == base && store.issues[&p.number].state == "open"
+            });
+            if taken {
+                return Answer::json(
+                    422,
+                    json!({"message": "Validation Failed",
+                           "errors": [{"resource": "PullRequest", "code": "custom",
+                                       "message": format!("A pull request already exists for {OWNER}:{head}.")}],
+                           "documentation_url": "https://docs.github.com/rest", "status": "422"}),
+                );
+            }
+            let number = store.next_number;
+            store.next_number += 1;
+            let id = store.new_id();
+            store.issues.insert(
+                number,
+                Issue {
+                    id,
+                    number,
+                    title: title.to_string(),
+                    body: text.to_string(),
+                    state: "open".into(),
+                    state_reason: None,
+                    labels: Vec::new(),
+                    assignees: Vec::new(),
+                    author: caller.login.into(),
+                    is_pull_request: true,
+                    duplicate_of: None,
+                },
+            );
+            let pull = Pull {
+                number,
+                head: head.to_string(),
+                base: base.to_string(),
+            };
+            store.pulls.insert(number, pull.clone());
+            Answer::json(201, pull_json(shared, store, &pull))
+        }
+        "pulls/get" => match store.pulls.get(&number("pull_number")) {
+            Some(p) => Answer::json(200, pull_json(shared, store, p)),
+            None => Answer::error(404, "Not Found"),
+        },
+        "pulls/update" => {
+            let n = number("pull_number");
+            if !store.pulls.contains_key(&n) {
+                return Answer::error(404, "Not Found");
+            }
+            if let Some(refused) = over_limit(body, "PullRequest") {
+                return refused;
+            }
+            if let Some(base) = body["base"].as_str() {
+                if store.branches.is_some() && branch_commit(store, base).is_none() {
+                    return invalid("PullRequest", "base");
+                }
+                store.pulls.get_mut(&n).expect("checked").base = base.to_string();
+            }
+            let issue = store
+                .issues
+                .get_mut(&n)
+                .expect("a pull request is an issue");
+            if let Some(t) = body["title"].as_str() {
+                issue.title = t.into();
+            }
+            if let Some(b) = body["body"].as_str() {
+                issue.body = b.into();
+            }
+            if let Some(s) = body["state"].as_str() {
+                issue.state = s.into();
+            }
+            Answer::json(200, pull_json(shared, store, &store.pulls[&n]))
+        }
         other => Answer::error(501, &format!("the fake GitHub does not implement {other}")),
     }
+}
+
+/// 422 Validation Failed for an invalid field, as GitHub words it.
+fn invalid(resource: &str, field: &str) -> Answer {
+    Answer::json(
+        422,
+        json!({"message": "Validation Failed",
+               "errors": [{"resource": resource, "field": field, "code": "invalid"}],
+               "documentation_url": "https://docs.github.com/rest", "status": "422"}),
+    )
+}
+
+/// The commit branch `name` points at in the repository standing for the
+/// repository's branches, if both exist.
+fn branch_commit(store: &Store, name: &str) -> Option<String> {
+    let dir = store.branches.as_ref()?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("refs/heads/{name}^{{commit}}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// One page of a listing, with GitHub's `Link` header.
@@ -1119,6 +1306,51 @@ fn issue_json(shared: &Shared, store: &Store, i: &Issue) -> Value {
         });
     } else if let Some(map) = v.as_object_mut() {
         map.remove("pull_request");
+    }
+    v
+}
+
+fn pull_json(shared: &Shared, store: &Store, p: &Pull) -> Value {
+    let issue = &store.issues[&p.number];
+    let mut v = spec().example("pull-request");
+    let api = format!("{}/repos/{OWNER}/{REPO}", shared.base);
+    let html = format!("https://github.com/{OWNER}/{REPO}/pull/{}", p.number);
+    v["id"] = json!(issue.id);
+    v["number"] = json!(p.number);
+    v["title"] = json!(issue.title);
+    v["body"] = json!(issue.body);
+    v["state"] = json!(issue.state);
+    v["locked"] = json!(false);
+    v["active_lock_reason"] = Value::Null;
+    v["user"] = user_json(&issue.author);
+    v["url"] = json!(format!("{api}/pulls/{}", p.number));
+    v["html_url"] = json!(html);
+    v["diff_url"] = json!(format!("{html}.diff"));
+    v["patch_url"] = json!(format!("{html}.patch"));
+    v["issue_url"] = json!(format!("{api}/issues/{}", p.number));
+    v["comments_url"] = json!(format!("{api}/issues/{}/comments", p.number));
+    v["closed_at"] = Value::Null;
+    v["merged_at"] = Value::Null;
+    v["merged"] = json!(false);
+    v["merged_by"] = Value::Null;
+    v["labels"] = json!([]);
+    v["assignees"] = json!([]);
+    v["assignee"] = Value::Null;
+    v["milestone"] = Value::Null;
+    for (side, branch) in [("head", &p.head), ("base", &p.base)] {
+        let end = &mut v[side];
+        end["ref"] = json!(branch);
+        end["label"] = json!(format!("{OWNER}:{branch}"));
+        if let Some(sha) = branch_commit(store, branch) {
+            end["sha"] = json!(sha);
+        }
+        end["user"] = user_json(OWNER);
+        end["repo"]["name"] = json!(REPO);
+        end["repo"]["full_name"] = json!(format!("{OWNER}/{REPO}"));
+        end["repo"]["owner"] = user_json(OWNER);
+        end["repo"]["url"] = json!(api);
+        end["repo"]["html_url"] = json!(format!("https://github.com/{OWNER}/{REPO}"));
+        end["repo"]["fork"] = json!(false);
     }
     v
 }
