@@ -288,7 +288,9 @@ fn unlock(
             return Err(usage(
                 "state unlock needs --force and --reason",
                 Some(
-                    "releasing the lock of a run that is still going lets two runs change                      the same components at once; check the holder first with                      `orchestrator state get`, then: state unlock --env E --force --reason \"...\""
+                    "releasing the lock of a run that is still going lets two runs change the \
+                     same components at once; check the holder first with `orchestrator state \
+                     get`, then: state unlock --env E --force --reason \"...\""
                         .into(),
                 ),
             ));

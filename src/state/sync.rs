@@ -452,8 +452,11 @@ impl Store {
     ) -> Result<Written, StoreError> {
         let local = store::read(&target.local, &target.env, &target.cloud)?;
         let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(20))
-            .with_max_delay(Duration::from_secs(1))
+            // Many jobs finishing together collide again and again with
+            // short waits; spreading the retries over up to two seconds
+            // lets each of them land within the attempts.
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
             .with_jitter()
             .with_max_times(self.attempts.saturating_sub(1) as usize)
             .build();
