@@ -1,6 +1,7 @@
 //! `apply` and `destroy`: plan against the recorded state, then run what is
 //! not done, recording each component's start and end as it happens.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -148,18 +149,22 @@ pub(super) fn run(
     let state_errors = recorder.finish();
     drop(runtime);
     // Report in plan order, not the order components happened to finish in.
-    let order: Vec<(String, String)> = plans
+    // A map, because a search per comparison made this quadratic in the
+    // number of components.
+    let order: HashMap<(&str, &str), usize> = plans
         .iter()
         .flat_map(|p| {
             p.components
                 .iter()
-                .map(move |c| (p.cloud.to_string(), c.name.to_string()))
+                .map(move |c| (p.cloud.as_str(), c.name.as_str()))
         })
+        .enumerate()
+        .map(|(i, key)| (key, i))
         .collect();
-    finished.sort_by_key(|f| {
+    finished.sort_by_cached_key(|f| {
         order
-            .iter()
-            .position(|(c, n)| *c == f.target.cloud.as_str() && *n == f.target.component.as_str())
+            .get(&(f.target.cloud.as_str(), f.target.component.as_str()))
+            .copied()
     });
     let multi_cloud = clouds.len() > 1;
     match args.format {
