@@ -77,6 +77,13 @@ pub enum Event {
         /// When.
         at: SystemTime,
     },
+    /// A component is about to run a command; announced, not printed by it.
+    Step {
+        /// Which component.
+        target: Target,
+        /// The command line, as a shell would show it.
+        command: String,
+    },
     /// A component printed a line.
     Line {
         /// Which component.

@@ -385,13 +385,57 @@ fn components_see_their_environment_and_values_and_their_outputs_are_recorded() 
         state(&repo)["components"]["net"]["outputs"],
         serde_json::json!({"vpc_id": "vpc-123"})
     );
-    let log = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
+}
+
+/// The log directory of the only run in `repo`.
+fn run_logs(repo: &Repo) -> std::path::PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert!(log.join("aws/net.log").exists());
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+#[test]
+fn a_component_that_prints_gets_a_log_of_every_line_and_a_silent_one_gets_none() {
+    let repo = repo(
+        &[
+            ("loud", &[], "echo one; echo two >&2; echo three"),
+            ("quiet", &[], "true"),
+            ("mute-failure", &[], "false"),
+        ],
+        "",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1), "{doc}");
+    let logs = run_logs(&repo);
+    let text = std::fs::read_to_string(logs.join("aws/loud.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("# create loud on aws, started "),
+        "{text}"
+    );
+    assert_eq!(lines[1], "$ sh -c 'echo one; echo two >&2; echo three'");
+    // Standard output and standard error come through separate pipes, so
+    // only each stream's own order is certain.
+    let mut printed = lines[2..5].to_vec();
+    printed.sort_unstable();
+    assert_eq!(printed, ["! two", "one", "three"], "{text}");
+    assert!(text.find("one").unwrap() < text.find("three").unwrap());
+    assert_eq!(lines[5], "# succeeded");
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(!logs.join("aws/quiet.log").exists());
+    assert!(!logs.join("aws/mute-failure.log").exists());
+    // A silent failure is still explained, in the result and the state.
+    assert_eq!(
+        doc["components"]["mute-failure"]["error"],
+        "`false` exited with code 1"
+    );
+    assert_eq!(
+        state(&repo)["components"]["mute-failure"]["error"],
+        "`false` exited with code 1"
+    );
 }
 
 #[test]

@@ -372,10 +372,9 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
                 stream,
                 text,
             },
-            RunEvent::Step { command, .. } => Event::Line {
+            RunEvent::Step { command, .. } => Event::Step {
                 target: line_target.clone(),
-                stream: runner::Stream::Stdout,
-                text: format!("$ {command}"),
+                command,
             },
             RunEvent::Retrying {
                 attempt,

@@ -134,6 +134,13 @@ impl crate::events::Subscriber for Terminal {
                 ));
                 self.update_progress();
             }
+            Event::Step { target, command } => {
+                self.say(format!(
+                    "{:<w$} | $ {command}",
+                    self.label(target),
+                    w = self.width + Self::STAMP_WIDTH
+                ));
+            }
             Event::Line {
                 target,
                 stream,
