@@ -54,17 +54,26 @@ const DEFAULT_PATTERNS: &[&str] = &[
     r"another operation \(install/upgrade/rollback\) is in progress",
 ];
 
-static DEFAULTS: LazyLock<Arc<TransientPatterns>> = LazyLock::new(|| {
+/// The built-in patterns, compiled the first time a line is checked: that
+/// takes milliseconds, and a run whose components print nothing never
+/// needs them.
+static BUILT_IN: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     // The built-in list is a constant tested below, so compiling it cannot fail.
-    let patterns = TransientPatterns::new(DEFAULT_PATTERNS.iter().copied())
-        .expect("the built-in transient patterns are valid regular expressions");
-    Arc::new(patterns)
+    DEFAULT_PATTERNS
+        .iter()
+        .map(|p| compile(p))
+        .collect::<Result<_, _>>()
+        .expect("the built-in transient patterns are valid regular expressions")
 });
+
+static DEFAULTS: LazyLock<Arc<TransientPatterns>> =
+    LazyLock::new(|| Arc::new(TransientPatterns { custom: None }));
 
 /// A compiled set of patterns recognising transient failures.
 #[derive(Debug, Clone)]
 pub struct TransientPatterns {
-    patterns: Vec<Regex>,
+    /// The patterns, or `None` for the built-in ones.
+    custom: Option<Vec<Regex>>,
 }
 
 /// A pattern that is not a valid regular expression.
@@ -89,7 +98,7 @@ impl fmt::Display for PatternError {
 impl std::error::Error for PatternError {}
 
 impl TransientPatterns {
-    /// The built-in patterns, compiled once and shared.
+    /// The built-in patterns, compiled once, on first use, and shared.
     pub fn defaults() -> Arc<TransientPatterns> {
         Arc::clone(&DEFAULTS)
     }
@@ -105,7 +114,9 @@ impl TransientPatterns {
             .into_iter()
             .map(|p| compile(p.as_ref()))
             .collect::<Result<_, _>>()?;
-        Ok(TransientPatterns { patterns })
+        Ok(TransientPatterns {
+            custom: Some(patterns),
+        })
     }
 
     /// The built-in patterns followed by `extra`.
@@ -114,11 +125,11 @@ impl TransientPatterns {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut all = DEFAULTS.patterns.clone();
+        let mut all = BUILT_IN.clone();
         for pattern in extra {
             all.push(compile(pattern.as_ref())?);
         }
-        Ok(TransientPatterns { patterns: all })
+        Ok(TransientPatterns { custom: Some(all) })
     }
 
     /// The first pattern that matches any of `lines`, as written, so it can
@@ -129,10 +140,14 @@ impl TransientPatterns {
 
     /// The first pattern that matches `line`.
     pub fn match_line(&self, line: &str) -> Option<&str> {
-        self.patterns
+        self.patterns()
             .iter()
             .find(|p| p.is_match(line))
             .map(Regex::as_str)
+    }
+
+    fn patterns(&self) -> &[Regex] {
+        self.custom.as_deref().unwrap_or(&BUILT_IN)
     }
 }
 
@@ -164,7 +179,7 @@ mod tests {
     #[test]
     fn the_built_in_patterns_compile() {
         assert_eq!(
-            TransientPatterns::defaults().patterns.len(),
+            TransientPatterns::defaults().patterns().len(),
             DEFAULT_PATTERNS.len()
         );
     }
