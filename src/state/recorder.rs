@@ -45,6 +45,10 @@ struct Pending {
     state: StateFile,
     dirty: bool,
     closing: bool,
+    /// The writer waits for a change. Only then does a change wake it: while
+    /// it waits out the interval it wakes on its own, and waking it for
+    /// every event would cost two context switches each.
+    idle: bool,
 }
 
 impl Recorder {
@@ -64,6 +68,7 @@ impl Recorder {
                         state,
                         dirty: false,
                         closing: false,
+                        idle: false,
                     }),
                     wake: Condvar::new(),
                 });
@@ -107,11 +112,17 @@ impl Recorder {
         let Some(file) = self.files.get(cloud) else {
             return;
         };
-        if let Ok(mut p) = file.shared.pending.lock() {
-            f(&mut p.state);
-            p.dirty = true;
+        let wake = match file.shared.pending.lock() {
+            Ok(mut p) => {
+                f(&mut p.state);
+                p.dirty = true;
+                std::mem::take(&mut p.idle)
+            }
+            Err(_) => false,
+        };
+        if wake {
+            file.shared.wake.notify_all();
         }
-        file.shared.wake.notify_all();
     }
 }
 
@@ -129,11 +140,13 @@ fn write_loop(path: &std::path::Path, shared: &Shared, errors: &Mutex<Vec<String
                 return;
             };
             while !p.dirty && !p.closing {
+                p.idle = true;
                 p = match shared.wake.wait(p) {
                     Ok(p) => p,
                     Err(_) => return,
                 };
             }
+            p.idle = false;
             if !p.dirty {
                 return; // closing, and everything is written
             }
