@@ -525,6 +525,49 @@ fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process()
 }
 
 #[test]
+fn a_component_can_trap_the_cancelling_sigint_when_the_orchestrator_started_ignoring_it() {
+    // Background jobs of a script start with SIGINT ignored, and a shell
+    // cannot trap a signal that was ignored when it started.
+    let repo = repo(
+        &[(
+            "trapper",
+            &[],
+            "trap 'echo caught > ../../trapped; exit 1' INT; echo $$ > ../../child.pid; while :; do sleep 0.05; done",
+        )],
+        "",
+    );
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' INT; exec \"$0\" apply --env dev --format json",
+            assert_cmd::cargo::cargo_bin("orchestrator")
+                .to_str()
+                .unwrap(),
+        ])
+        .current_dir(repo.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !repo.path().join("child.pid").exists() {
+        assert!(Instant::now() < deadline, "component never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("trapped")).unwrap(),
+        "caught\n"
+    );
+}
+
+#[test]
 fn a_corrupt_state_file_is_refused_and_left_as_it_was() {
     let repo = repo(&[("net", &[], "echo ran > ../../net.ran")], "");
     let corrupt = "{\n  \"serial\": 3,\n  oops\n}\n";

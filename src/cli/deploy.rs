@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::inspect::write_plans;
@@ -95,12 +95,28 @@ pub(super) fn run(
         }
         return Ok(0);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the engine mostly waits for children, and on a small
+    // machine every cycle it spends, and every hand-over between threads,
+    // is taken from the components. Blocking work (the state writer) has a
+    // thread of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
     let cancel = CancellationToken::new();
-    runtime.spawn(cancel_on_signals(cancel.clone()));
+    // The handlers are in place before any component starts, so an early
+    // signal is not the default (dying unrecorded), and components do not
+    // inherit a SIGINT this process was started ignoring (as background
+    // jobs of a script are), which their own traps could not catch.
+    let signals = {
+        let _runtime = runtime.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    runtime.spawn(cancel_on_signals(signals, cancel.clone()));
     let run = RunInfo {
         id: run_id,
         attempt: 1,
@@ -209,14 +225,18 @@ fn new_run_id() -> u64 {
     now.as_millis() as u64 * 1000 + u64::from(now.subsec_micros() % 1000)
 }
 
-/// Cancels the run on SIGINT, SIGTERM or SIGHUP (as PID 1 in a container
-/// there is no default handler for them).
-async fn cancel_on_signals(cancel: CancellationToken) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+/// Cancels the run on SIGINT, SIGTERM or SIGHUP, given their streams in
+/// that order (as PID 1 in a container there is no default handler for
+/// them).
+async fn cancel_on_signals(
+    signals: (
+        std::io::Result<Signal>,
+        std::io::Result<Signal>,
+        std::io::Result<Signal>,
+    ),
+    cancel: CancellationToken,
+) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = signals else {
         return;
     };
     tokio::select! {
