@@ -162,7 +162,6 @@ pub(super) fn run(
             &mut subscribers,
         ))
     };
-    let state_errors = recorder.finish();
     drop(runtime);
     // Report in plan order, not the order components happened to finish in.
     // A map, because a search per comparison made this quadratic in the
@@ -205,6 +204,9 @@ pub(super) fn run(
             )
         ),
     }
+    // The last state write started when the run finished and went on while
+    // the result was reported; the exit code waits for it.
+    let state_errors = recorder.finish();
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
     }
