@@ -140,4 +140,8 @@ pub trait Subscriber: Send {
     /// Handles one event. A subscriber that cannot do its job (a full disk)
     /// reports the problem itself; it never stops the run.
     fn on_event(&mut self, event: &Event);
+
+    /// Called whenever no more events are waiting, so output buffered over
+    /// a burst of events can be written in one go.
+    fn flush(&mut self) {}
 }

@@ -439,6 +439,25 @@ fn a_component_that_prints_gets_a_log_of_every_line_and_a_silent_one_gets_none()
 }
 
 #[test]
+fn every_line_of_a_chatty_component_reaches_the_report_and_its_log_in_order() {
+    let repo = repo(&[("chatty", &[], "seq 20000")], "");
+    let out = repo.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stderr(&out);
+    let printed: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("chatty").map(str::trim_start))
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter(|l| !l.starts_with('$'))
+        .collect();
+    let expected: Vec<String> = (1..=20000).map(|i| i.to_string()).collect();
+    assert_eq!(printed, expected);
+    let log = std::fs::read_to_string(run_logs(&repo).join("aws/chatty.log")).unwrap();
+    let logged: Vec<&str> = log.lines().filter(|l| !l.starts_with(['#', '$'])).collect();
+    assert_eq!(logged, expected);
+}
+
+#[test]
 fn a_timeout_fails_the_component() {
     let repo = repo(&[("slow", &[], "sleep 30")], "    timeout: 1s\n");
     let started = Instant::now();
