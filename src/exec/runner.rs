@@ -327,10 +327,16 @@ struct Attempt {
 
 impl Attempt {
     fn record(&mut self, job: &Job, text: &str) {
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(text.to_string());
+        // Once the tail is full, the line leaving it lends its buffer to
+        // the one arriving.
+        let mut kept = if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        kept.clear();
+        kept.push_str(text);
+        self.tail.push_back(kept);
         if self.transient.is_none() {
             self.transient = job.transient.match_line(text).map(str::to_string);
         }
@@ -346,7 +352,8 @@ async fn run_attempt(
     let deadline = Instant::now() + job.timeout;
     let mut attempt = Attempt {
         outcome: Outcome::Succeeded,
-        tail: VecDeque::with_capacity(TAIL_LINES),
+        // Grows as lines come: a silent step allocates nothing.
+        tail: VecDeque::new(),
         transient: None,
     };
     for step in &job.steps {
