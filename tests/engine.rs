@@ -439,6 +439,31 @@ fn a_component_that_prints_gets_a_log_of_every_line_and_a_silent_one_gets_none()
 }
 
 #[test]
+fn the_summary_points_to_the_logs_only_when_a_component_printed() {
+    let silent = repo(&[("quiet", &[], "true")], "");
+    let out = silent.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Run succeeded in "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("Logs:"), "{}", stderr(&out));
+    assert!(!silent.path().join(".orchestrator/logs").exists());
+
+    let loud = repo(&[("loud", &[], "echo hello")], "");
+    let out = loud.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let logs = run_logs(&loud);
+    let run_id = logs.file_name().unwrap().to_str().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("Logs: .orchestrator/logs/{run_id}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn every_line_of_a_chatty_component_reaches_the_report_and_its_log_in_order() {
     let repo = repo(&[("chatty", &[], "seq 20000")], "");
     let out = repo.run(&["apply", "--env", "dev"]);

@@ -292,7 +292,7 @@ fn summary(
     finished: &[Finished],
     multi_cloud: bool,
     took: Duration,
-    logs: &Path,
+    logs: Option<&Path>,
 ) -> String {
     let rows: Vec<Vec<String>> = finished
         .iter()
@@ -315,11 +315,11 @@ fn summary(
         &["COMPONENT", "ACTION", "STATUS", "ATTEMPTS", "DURATION"],
         &rows,
     ));
-    text.push_str(&format!(
-        "\nRun {} in {}. Logs: {}\n",
-        result.as_str(),
-        seconds(took),
-        logs.display()
-    ));
+    text.push_str(&format!("\nRun {} in {}.", result.as_str(), seconds(took)));
+    // Only components that printed have logs.
+    if let Some(logs) = logs {
+        text.push_str(&format!(" Logs: {}", logs.display()));
+    }
+    text.push('\n');
     text
 }

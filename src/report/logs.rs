@@ -49,9 +49,10 @@ impl Logs {
         }
     }
 
-    /// The directory of this run's logs.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The directory of this run's logs, once a component printed
+    /// something; until then there is none.
+    pub fn dir(&self) -> Option<&Path> {
+        (!self.made.is_empty()).then_some(self.dir.as_path())
     }
 
     /// Adds a line to the log of `target`. A line the component `printed`
@@ -229,7 +230,7 @@ mod tests {
         for event in &events {
             logs.on_event(event);
         }
-        let dir = logs.dir().to_path_buf();
+        let dir = root.path().join(LOGS_DIR).join("7");
         (root, dir)
     }
 
