@@ -77,6 +77,13 @@ pub enum Event {
         /// When.
         at: SystemTime,
     },
+    /// A component is about to run a command; announced, not printed by it.
+    Step {
+        /// Which component.
+        target: Target,
+        /// The command line, as a shell would show it.
+        command: String,
+    },
     /// A component printed a line.
     Line {
         /// Which component.
@@ -133,4 +140,8 @@ pub trait Subscriber: Send {
     /// Handles one event. A subscriber that cannot do its job (a full disk)
     /// reports the problem itself; it never stops the run.
     fn on_event(&mut self, event: &Event);
+
+    /// Called whenever no more events are waiting, so output buffered over
+    /// a burst of events can be written in one go.
+    fn flush(&mut self) {}
 }

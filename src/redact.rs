@@ -330,12 +330,25 @@ impl Subscriber for Redacting<'_> {
                     text,
                 }),
             },
+            Event::Step { target, command } => match self.redactor.redact(command) {
+                Cow::Borrowed(_) => self.send(event),
+                Cow::Owned(command) => self.send(&Event::Step {
+                    target: target.clone(),
+                    command,
+                }),
+            },
             Event::Finished(f) => {
                 let mut f = f.clone();
                 self.redactor.redact_finished(&mut f);
                 self.send(&Event::Finished(f));
             }
             other => self.send(other),
+        }
+    }
+
+    fn flush(&mut self) {
+        for subscriber in &mut self.inner {
+            subscriber.flush();
         }
     }
 }

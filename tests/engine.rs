@@ -385,13 +385,101 @@ fn components_see_their_environment_and_values_and_their_outputs_are_recorded() 
         state(&repo)["components"]["net"]["outputs"],
         serde_json::json!({"vpc_id": "vpc-123"})
     );
-    let log = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
+}
+
+/// The log directory of the only run in `repo`.
+fn run_logs(repo: &Repo) -> std::path::PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert!(log.join("aws/net.log").exists());
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+#[test]
+fn a_component_that_prints_gets_a_log_of_every_line_and_a_silent_one_gets_none() {
+    let repo = repo(
+        &[
+            ("loud", &[], "echo one; echo two >&2; echo three"),
+            ("quiet", &[], "true"),
+            ("mute-failure", &[], "false"),
+        ],
+        "",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1), "{doc}");
+    let logs = run_logs(&repo);
+    let text = std::fs::read_to_string(logs.join("aws/loud.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("# create loud on aws, started "),
+        "{text}"
+    );
+    assert_eq!(lines[1], "$ sh -c 'echo one; echo two >&2; echo three'");
+    // Standard output and standard error come through separate pipes, so
+    // only each stream's own order is certain.
+    let mut printed = lines[2..5].to_vec();
+    printed.sort_unstable();
+    assert_eq!(printed, ["! two", "one", "three"], "{text}");
+    assert!(text.find("one").unwrap() < text.find("three").unwrap());
+    assert_eq!(lines[5], "# succeeded");
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(!logs.join("aws/quiet.log").exists());
+    assert!(!logs.join("aws/mute-failure.log").exists());
+    // A silent failure is still explained, in the result and the state.
+    assert_eq!(
+        doc["components"]["mute-failure"]["error"],
+        "`false` exited with code 1"
+    );
+    assert_eq!(
+        state(&repo)["components"]["mute-failure"]["error"],
+        "`false` exited with code 1"
+    );
+}
+
+#[test]
+fn the_summary_points_to_the_logs_only_when_a_component_printed() {
+    let silent = repo(&[("quiet", &[], "true")], "");
+    let out = silent.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Run succeeded in "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("Logs:"), "{}", stderr(&out));
+    assert!(!silent.path().join(".orchestrator/logs").exists());
+
+    let loud = repo(&[("loud", &[], "echo hello")], "");
+    let out = loud.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let logs = run_logs(&loud);
+    let run_id = logs.file_name().unwrap().to_str().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("Logs: .orchestrator/logs/{run_id}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_line_of_a_chatty_component_reaches_the_report_and_its_log_in_order() {
+    let repo = repo(&[("chatty", &[], "seq 20000")], "");
+    let out = repo.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stderr(&out);
+    let printed: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("chatty").map(str::trim_start))
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter(|l| !l.starts_with('$'))
+        .collect();
+    let expected: Vec<String> = (1..=20000).map(|i| i.to_string()).collect();
+    assert_eq!(printed, expected);
+    let log = std::fs::read_to_string(run_logs(&repo).join("aws/chatty.log")).unwrap();
+    let logged: Vec<&str> = log.lines().filter(|l| !l.starts_with(['#', '$'])).collect();
+    assert_eq!(logged, expected);
 }
 
 #[test]
@@ -477,6 +565,49 @@ fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process()
     assert!(
         !pid_alive(grandchild) && !pid_alive(component),
         "processes left behind"
+    );
+}
+
+#[test]
+fn a_component_can_trap_the_cancelling_sigint_when_the_orchestrator_started_ignoring_it() {
+    // Background jobs of a script start with SIGINT ignored, and a shell
+    // cannot trap a signal that was ignored when it started.
+    let repo = repo(
+        &[(
+            "trapper",
+            &[],
+            "trap 'echo caught > ../../trapped; exit 1' INT; echo $$ > ../../child.pid; while :; do sleep 0.05; done",
+        )],
+        "",
+    );
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' INT; exec \"$0\" apply --env dev --format json",
+            assert_cmd::cargo::cargo_bin("orchestrator")
+                .to_str()
+                .unwrap(),
+        ])
+        .current_dir(repo.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !repo.path().join("child.pid").exists() {
+        assert!(Instant::now() < deadline, "component never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("trapped")).unwrap(),
+        "caught\n"
     );
 }
 

@@ -1,13 +1,14 @@
 //! `apply` and `destroy`: plan against the recorded state, then run what is
 //! not done, recording each component's start and end as it happens.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::inspect::write_plans;
@@ -130,12 +131,28 @@ pub(super) fn run(
         nothing_to_do(run_id, &env, args.format, out)?;
         return published_exit(published, 0);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the engine mostly waits for children, and on a small
+    // machine every cycle it spends, and every hand-over between threads,
+    // is taken from the components. Blocking work (the state writer) has a
+    // thread of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
     let cancel = CancellationToken::new();
-    runtime.spawn(cancel_on_signals(cancel.clone()));
+    // The handlers are in place before any component starts, so an early
+    // signal is not the default (dying unrecorded), and components do not
+    // inherit a SIGINT this process was started ignoring (as background
+    // jobs of a script are), which their own traps could not catch.
+    let signals = {
+        let _runtime = runtime.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    runtime.spawn(cancel_on_signals(signals, cancel.clone()));
     let states = observations
         .iter()
         .map(|o| {
@@ -178,25 +195,27 @@ pub(super) fn run(
             &mut subscribers,
         ))
     };
-    let state_errors = recorder.finish();
     drop(runtime);
-    let published = publisher.finish();
     finished
         .iter_mut()
         .for_each(|f| redactor.redact_finished(f));
     // Report in plan order, not the order components happened to finish in.
-    let order: Vec<(String, String)> = plans
+    // A map, because a search per comparison made this quadratic in the
+    // number of components.
+    let order: HashMap<(&str, &str), usize> = plans
         .iter()
         .flat_map(|p| {
             p.components
                 .iter()
-                .map(move |c| (p.cloud.to_string(), c.name.to_string()))
+                .map(move |c| (p.cloud.as_str(), c.name.as_str()))
         })
+        .enumerate()
+        .map(|(i, key)| (key, i))
         .collect();
-    finished.sort_by_key(|f| {
+    finished.sort_by_cached_key(|f| {
         order
-            .iter()
-            .position(|(c, n)| *c == f.target.cloud.as_str() && *n == f.target.component.as_str())
+            .get(&(f.target.cloud.as_str(), f.target.component.as_str()))
+            .copied()
     });
     let multi_cloud = clouds.len() > 1;
     match args.format {
@@ -221,6 +240,11 @@ pub(super) fn run(
             )
         ),
     }
+    // The last state write started when the run finished and went on while
+    // the result was reported; the exit code waits for it.
+    let state_errors = recorder.finish();
+    // The final push reads the records the recorder has just written.
+    let published = publisher.finish();
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
     }
@@ -397,14 +421,18 @@ fn new_run_id() -> u64 {
     now.as_millis() as u64 * 1000 + u64::from(now.subsec_micros() % 1000)
 }
 
-/// Cancels the run on SIGINT, SIGTERM or SIGHUP (as PID 1 in a container
-/// there is no default handler for them).
-async fn cancel_on_signals(cancel: CancellationToken) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+/// Cancels the run on SIGINT, SIGTERM or SIGHUP, given their streams in
+/// that order (as PID 1 in a container there is no default handler for
+/// them).
+async fn cancel_on_signals(
+    signals: (
+        std::io::Result<Signal>,
+        std::io::Result<Signal>,
+        std::io::Result<Signal>,
+    ),
+    cancel: CancellationToken,
+) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = signals else {
         return;
     };
     tokio::select! {
@@ -458,7 +486,7 @@ fn summary(
     finished: &[Finished],
     multi_cloud: bool,
     took: Duration,
-    logs: &Path,
+    logs: Option<&Path>,
 ) -> String {
     let rows: Vec<Vec<String>> = finished
         .iter()
@@ -481,11 +509,11 @@ fn summary(
         &["COMPONENT", "ACTION", "STATUS", "ATTEMPTS", "DURATION"],
         &rows,
     ));
-    text.push_str(&format!(
-        "\nRun {} in {}. Logs: {}\n",
-        result.as_str(),
-        seconds(took),
-        logs.display()
-    ));
+    text.push_str(&format!("\nRun {} in {}.", result.as_str(), seconds(took)));
+    // Only components that printed have logs.
+    if let Some(logs) = logs {
+        text.push_str(&format!(" Logs: {}", logs.display()));
+    }
+    text.push('\n');
     text
 }

@@ -290,12 +290,23 @@ pub async fn execute(
     drop(ctx);
     let mut finished = Vec::new();
     let pump = async {
-        while let Some(event) = rx.recv().await {
-            for s in subscribers.iter_mut() {
-                s.on_event(&event);
+        while let Some(mut event) = rx.recv().await {
+            // Everything already waiting is handled before subscribers are
+            // told to write out what they buffered.
+            loop {
+                for s in subscribers.iter_mut() {
+                    s.on_event(&event);
+                }
+                if let Event::Finished(f) = event {
+                    finished.push(*f);
+                }
+                match rx.try_recv() {
+                    Ok(next) => event = next,
+                    Err(_) => break,
+                }
             }
-            if let Event::Finished(f) = event {
-                finished.push(*f);
+            for s in subscribers.iter_mut() {
+                s.flush();
             }
         }
     };
@@ -372,10 +383,9 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
                 stream,
                 text,
             },
-            RunEvent::Step { command, .. } => Event::Line {
+            RunEvent::Step { command, .. } => Event::Step {
                 target: line_target.clone(),
-                stream: runner::Stream::Stdout,
-                text: format!("$ {command}"),
+                command,
             },
             RunEvent::Retrying {
                 attempt,

@@ -29,7 +29,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -327,10 +327,16 @@ struct Attempt {
 
 impl Attempt {
     fn record(&mut self, job: &Job, text: &str) {
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(text.to_string());
+        // Once the tail is full, the line leaving it lends its buffer to
+        // the one arriving.
+        let mut kept = if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        kept.clear();
+        kept.push_str(text);
+        self.tail.push_back(kept);
         if self.transient.is_none() {
             self.transient = job.transient.match_line(text).map(str::to_string);
         }
@@ -346,7 +352,8 @@ async fn run_attempt(
     let deadline = Instant::now() + job.timeout;
     let mut attempt = Attempt {
         outcome: Outcome::Succeeded,
-        tail: VecDeque::with_capacity(TAIL_LINES),
+        // Grows as lines come: a silent step allocates nothing.
+        tail: VecDeque::new(),
         transient: None,
     };
     for step in &job.steps {
@@ -407,16 +414,31 @@ async fn run_step(
             };
         }
     };
-    let mut stdout = child.stdout.take().map(|s| Lines::new(BufReader::new(s)));
-    let mut stderr = child.stderr.take().map(|s| Lines::new(BufReader::new(s)));
+    let mut stdout = child.stdout.take().map(Lines::new);
+    let mut stderr = child.stderr.take().map(Lines::new);
 
     let mut status: Option<std::io::Result<ExitStatus>> = None;
     let mut stop: Option<Stop> = None;
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
+    // One timer serves the deadline, the kill after SIGINT and the drain
+    // after the exit, since only one of them matters at a time; it is reset
+    // when that changes rather than registered anew on every line.
+    let alarm = sleep_until(deadline);
+    tokio::pin!(alarm);
     loop {
         if status.is_some() && stdout.is_none() && stderr.is_none() {
             break;
+        }
+        let next_alarm = match (&status, stop) {
+            (Some(_), _) => drain_until,
+            (None, Some(_)) => kill_at,
+            (None, None) => Some(deadline),
+        };
+        if let Some(at) = next_alarm {
+            if alarm.deadline() != at {
+                alarm.as_mut().reset(at);
+            }
         }
         // Timers and the exit come first: a process flooding its output must
         // not keep the timeout from firing.
@@ -433,15 +455,19 @@ async fn run_step(
                 let kill = Instant::now() + job.grace.min(MAX_CANCEL_GRACE);
                 kill_at = Some(kill_at.map_or(kill, |k| k.min(kill)));
             }
-            () = sleep_until(deadline), if stop.is_none() && status.is_none() => {
-                stop = Some(Stop::Timeout);
-                group.signal(Signal::SIGINT);
-                kill_at = Some(Instant::now() + job.grace);
-            }
-            () = sleep_until(kill_at.unwrap_or(deadline)), if kill_at.is_some() && status.is_none() => {
-                group.signal(Signal::SIGKILL);
-                kill_at = None;
-            }
+            () = &mut alarm, if next_alarm.is_some() => match (&status, stop) {
+                // Drained as long as a left-over process may hold the pipes.
+                (Some(_), _) => break,
+                (None, None) => {
+                    stop = Some(Stop::Timeout);
+                    group.signal(Signal::SIGINT);
+                    kill_at = Some(Instant::now() + job.grace);
+                }
+                (None, Some(_)) => {
+                    group.signal(Signal::SIGKILL);
+                    kill_at = None;
+                }
+            },
             exited = child.wait(), if status.is_none() => {
                 status = Some(exited);
                 // Whatever the leader left behind would hold the pipes open.
@@ -453,7 +479,6 @@ async fn run_step(
                 group.disarm();
                 drain_until = Some(Instant::now() + DRAIN);
             }
-            () = sleep_until(drain_until.unwrap_or(deadline)), if drain_until.is_some() => break,
             line = next_line(&mut stdout) => deliver(job, Stream::Stdout, line, &mut stdout, events, attempt),
             line = next_line(&mut stderr) => deliver(job, Stream::Stderr, line, &mut stderr, events, attempt),
         }
@@ -537,7 +562,7 @@ fn resolve(program: &str, path: Option<String>) -> PathBuf {
 
 /// The next line of a stream still open; pending forever once it is closed,
 /// so `select!` simply stops polling it.
-async fn next_line<R: AsyncBufRead + Unpin>(
+async fn next_line<R: AsyncRead + Unpin>(
     lines: &mut Option<Lines<R>>,
 ) -> std::io::Result<Option<String>> {
     match lines {
@@ -602,55 +627,68 @@ impl Drop for Group {
 
 /// Splits a byte stream into lines, replacing invalid UTF-8 and cutting
 /// lines longer than [`MAX_LINE_BYTES`].
+///
+/// The buffer starts empty and grows with what arrives, so a step that
+/// prints nothing costs no buffer at all, and one that prints a lot reads
+/// it in large pieces.
 struct Lines<R> {
     reader: R,
+    /// Bytes read and not yet delivered start at `start`.
     buf: Vec<u8>,
+    start: usize,
 }
 
-impl<R: AsyncBufRead + Unpin> Lines<R> {
+/// The least room offered to one read.
+const MIN_READ: usize = 512;
+
+impl<R: AsyncRead + Unpin> Lines<R> {
     fn new(reader: R) -> Self {
         Lines {
             reader,
             buf: Vec::new(),
+            start: 0,
         }
     }
 
     /// The next line without its ending, or `None` at the end of the stream.
-    /// Cancel-safe: bytes are moved into `buf` before they are consumed from
-    /// the reader, so a dropped call loses nothing.
+    /// Cancel-safe: a read only ever appends to `buf` when it completes, so
+    /// a dropped call loses nothing.
     async fn next_line(&mut self) -> std::io::Result<Option<String>> {
         loop {
             if let Some(line) = self.take_line() {
                 return Ok(Some(line));
             }
-            let chunk = self.reader.fill_buf().await?;
-            if chunk.is_empty() {
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            if self.buf.capacity() - self.buf.len() < MIN_READ {
+                // Doubles the capacity as output keeps coming.
+                self.buf.reserve(MIN_READ.max(self.buf.len()));
+            }
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
                 let rest = std::mem::take(&mut self.buf);
                 return Ok(Some(decode(&rest)));
             }
-            let room = MAX_LINE_BYTES - self.buf.len();
-            let take = match chunk.iter().position(|&b| b == b'\n') {
-                Some(newline) if newline < room => newline + 1,
-                _ => chunk.len().min(room),
-            };
-            self.buf.extend_from_slice(&chunk[..take]);
-            self.reader.consume(take);
         }
     }
 
     fn take_line(&mut self) -> Option<String> {
-        if self.buf.last() == Some(&b'\n') {
-            let line = std::mem::take(&mut self.buf);
-            return Some(decode(&line[..line.len() - 1]));
-        }
-        if self.buf.len() >= MAX_LINE_BYTES {
-            let line = std::mem::take(&mut self.buf);
-            return Some(decode(&line));
-        }
-        None
+        let pending = &self.buf[self.start..];
+        // A line is cut only once more than the limit came without a
+        // newline, so one of exactly the limit arrives whole.
+        let end = match pending.iter().position(|&b| b == b'\n') {
+            Some(newline) if newline <= MAX_LINE_BYTES => newline,
+            _ if pending.len() > MAX_LINE_BYTES => MAX_LINE_BYTES,
+            _ => return None,
+        };
+        let line = decode(&pending[..end]);
+        let newline = usize::from(pending.get(end) == Some(&b'\n'));
+        self.start += end + newline;
+        Some(line)
     }
 }
 
@@ -694,6 +732,21 @@ mod tests {
         assert_eq!(lines[0].len(), MAX_LINE_BYTES);
         assert_eq!(lines[1], "x".repeat(10));
         assert_eq!(lines[2], "next");
+    }
+
+    #[tokio::test]
+    async fn a_line_of_exactly_the_limit_arrives_whole_without_an_empty_one_after_it() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES];
+        input.extend_from_slice(b"\nnext\n");
+        let lines = split(&input).await;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines[1], "next");
+    }
+
+    #[tokio::test]
+    async fn silence_is_no_lines_at_all() {
+        assert!(split(b"").await.is_empty());
     }
 
     #[test]

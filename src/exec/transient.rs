@@ -10,7 +10,7 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use regex::{Regex, RegexBuilder};
+use regex::{RegexBuilder, RegexSet, RegexSetBuilder};
 
 /// The built-in patterns, one per kind of transient failure. Each is specific
 /// enough not to match ordinary output: a bare `EOF` or `429` could appear in
@@ -54,17 +54,25 @@ const DEFAULT_PATTERNS: &[&str] = &[
     r"another operation \(install/upgrade/rollback\) is in progress",
 ];
 
-static DEFAULTS: LazyLock<Arc<TransientPatterns>> = LazyLock::new(|| {
+/// The built-in patterns, compiled the first time a line is checked: that
+/// takes milliseconds, and a run whose components print nothing never
+/// needs them.
+static BUILT_IN: LazyLock<RegexSet> = LazyLock::new(|| {
     // The built-in list is a constant tested below, so compiling it cannot fail.
-    let patterns = TransientPatterns::new(DEFAULT_PATTERNS.iter().copied())
-        .expect("the built-in transient patterns are valid regular expressions");
-    Arc::new(patterns)
+    build_set(DEFAULT_PATTERNS)
+        .expect("the built-in transient patterns are valid regular expressions")
 });
 
-/// A compiled set of patterns recognising transient failures.
+static DEFAULTS: LazyLock<Arc<TransientPatterns>> =
+    LazyLock::new(|| Arc::new(TransientPatterns { custom: None }));
+
+/// A compiled set of patterns recognising transient failures. The patterns
+/// are matched together, in one pass over each line: a chatty component's
+/// every line is checked.
 #[derive(Debug, Clone)]
 pub struct TransientPatterns {
-    patterns: Vec<Regex>,
+    /// The patterns, or `None` for the built-in ones.
+    custom: Option<RegexSet>,
 }
 
 /// A pattern that is not a valid regular expression.
@@ -89,7 +97,7 @@ impl fmt::Display for PatternError {
 impl std::error::Error for PatternError {}
 
 impl TransientPatterns {
-    /// The built-in patterns, compiled once and shared.
+    /// The built-in patterns, compiled once, on first use, and shared.
     pub fn defaults() -> Arc<TransientPatterns> {
         Arc::clone(&DEFAULTS)
     }
@@ -101,11 +109,13 @@ impl TransientPatterns {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let patterns = patterns
-            .into_iter()
-            .map(|p| compile(p.as_ref()))
-            .collect::<Result<_, _>>()?;
-        Ok(TransientPatterns { patterns })
+        let patterns: Vec<S> = patterns.into_iter().collect();
+        for pattern in &patterns {
+            check(pattern.as_ref())?;
+        }
+        Ok(TransientPatterns {
+            custom: Some(build_set(&patterns)?),
+        })
     }
 
     /// The built-in patterns followed by `extra`.
@@ -114,11 +124,14 @@ impl TransientPatterns {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut all = DEFAULTS.patterns.clone();
+        let mut all: Vec<String> = DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect();
         for pattern in extra {
-            all.push(compile(pattern.as_ref())?);
+            check(pattern.as_ref())?;
+            all.push(pattern.as_ref().to_string());
         }
-        Ok(TransientPatterns { patterns: all })
+        Ok(TransientPatterns {
+            custom: Some(build_set(&all)?),
+        })
     }
 
     /// The first pattern that matches any of `lines`, as written, so it can
@@ -127,21 +140,44 @@ impl TransientPatterns {
         lines.iter().find_map(|line| self.match_line(line))
     }
 
-    /// The first pattern that matches `line`.
+    /// The first pattern, in the order given, that matches `line`.
     pub fn match_line(&self, line: &str) -> Option<&str> {
-        self.patterns
-            .iter()
-            .find(|p| p.is_match(line))
-            .map(Regex::as_str)
+        let set = self.set();
+        // Most lines match nothing, and telling that is the cheap question.
+        if !set.is_match(line) {
+            return None;
+        }
+        let first = set.matches(line).iter().next()?;
+        set.patterns().get(first).map(String::as_str)
+    }
+
+    fn set(&self) -> &RegexSet {
+        self.custom.as_ref().unwrap_or(&BUILT_IN)
     }
 }
 
-fn compile(pattern: &str) -> Result<Regex, PatternError> {
+/// Checks one pattern on its own, so an error names the pattern at fault.
+fn check(pattern: &str) -> Result<(), PatternError> {
     RegexBuilder::new(pattern)
         .case_insensitive(true)
         .build()
+        .map(drop)
         .map_err(|e| PatternError {
             pattern: pattern.to_string(),
+            message: e.to_string(),
+        })
+}
+
+fn build_set<S: AsRef<str>>(patterns: &[S]) -> Result<RegexSet, PatternError> {
+    RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| PatternError {
+            pattern: patterns
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(" | "),
             message: e.to_string(),
         })
 }
@@ -164,7 +200,7 @@ mod tests {
     #[test]
     fn the_built_in_patterns_compile() {
         assert_eq!(
-            TransientPatterns::defaults().patterns.len(),
+            TransientPatterns::defaults().set().len(),
             DEFAULT_PATTERNS.len()
         );
     }
@@ -272,6 +308,17 @@ mod tests {
             TransientPatterns::defaults().matches(&lines),
             Some("Error acquiring the state lock")
         );
+    }
+
+    #[test]
+    fn of_several_matching_patterns_the_first_listed_is_reported() {
+        let line = "Error: Post \"https://sts.amazonaws.com/\": EOF after connection reset by peer";
+        assert_eq!(
+            TransientPatterns::defaults().match_line(line),
+            Some("connection reset by peer")
+        );
+        let patterns = TransientPatterns::new(["later", "EARLY|later"]).unwrap();
+        assert_eq!(patterns.match_line("later"), Some("later"));
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! One log file per component and run:
 //! `.orchestrator/logs/<run-id>/<cloud>/<component>.log` (git-ignored), so a
 //! failure can be read whole after the terminal has scrolled past it.
+//!
+//! A log file is created when its component first prints, and holds the
+//! component's start, the commands it ran, every line it printed and how it
+//! ended. A component that prints nothing gets no file: creating thousands
+//! of files nobody reads would cost more than the components themselves,
+//! and the result and error of each component are in the state file anyway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::config::CloudName;
 use crate::events::{Event, Stream, Subscriber, Target};
 
 /// Where the logs of all runs go, relative to the repository root.
@@ -15,33 +23,60 @@ pub const LOGS_DIR: &str = ".orchestrator/logs";
 /// Writes each component's output to its log file.
 pub struct Logs {
     dir: PathBuf,
-    open: HashMap<Target, BufWriter<File>>,
+    running: HashMap<Target, Log>,
+    /// Cloud directories already created in this run.
+    made: HashSet<CloudName>,
     warned: bool,
+}
+
+/// The log of one running component: the lines written before it first
+/// printed are held back until it does, or dropped when it ends silent.
+enum Log {
+    Pending(String),
+    Open(BufWriter<File>),
+    /// The file could not be created; the warning was given.
+    Failed,
 }
 
 impl Logs {
     /// Logs for the run with this id, under `root`.
-    pub fn new(root: &std::path::Path, run_id: u64) -> Logs {
+    pub fn new(root: &Path, run_id: u64) -> Logs {
         Logs {
             dir: root.join(LOGS_DIR).join(run_id.to_string()),
-            open: HashMap::new(),
+            running: HashMap::new(),
+            made: HashSet::new(),
             warned: false,
         }
     }
 
-    /// The directory of this run's logs.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
+    /// The directory of this run's logs, once a component printed
+    /// something; until then there is none.
+    pub fn dir(&self) -> Option<&Path> {
+        (!self.made.is_empty()).then_some(self.dir.as_path())
     }
 
-    fn file(&mut self, target: &Target) -> Option<&mut BufWriter<File>> {
-        if !self.open.contains_key(target) {
-            let dir = self.dir.join(target.cloud.as_str());
-            let opened = std::fs::create_dir_all(&dir)
-                .and_then(|()| File::create(dir.join(format!("{}.log", target.component))));
-            match opened {
-                Ok(f) => {
-                    self.open.insert(target.clone(), BufWriter::new(f));
+    /// Adds a line to the log of `target`. A line the component `printed`
+    /// creates the file, with the lines held back before it.
+    fn write(&mut self, target: &Target, line: fmt::Arguments<'_>, printed: bool) {
+        if !self.running.contains_key(target) {
+            self.running
+                .insert(target.clone(), Log::Pending(String::new()));
+        }
+        let Some(log) = self.running.get_mut(target) else {
+            return;
+        };
+        if let Log::Pending(held) = log {
+            if !printed {
+                let _ = held.write_fmt(line);
+                held.push('\n');
+                return;
+            }
+            let held = std::mem::take(held);
+            *log = match create(&self.dir, &mut self.made, target) {
+                Ok(file) => {
+                    let mut f = BufWriter::new(file);
+                    let _ = f.write_all(held.as_bytes());
+                    Log::Open(f)
                 }
                 Err(e) => {
                     if !self.warned {
@@ -51,12 +86,26 @@ impl Logs {
                         );
                         self.warned = true;
                     }
-                    return None;
+                    Log::Failed
                 }
-            }
+            };
         }
-        self.open.get_mut(target)
+        if let Log::Open(f) = log {
+            let _ = f.write_fmt(line);
+            let _ = f.write_all(b"\n");
+        }
     }
+}
+
+/// Creates the log file of `target` under `dir`, and its cloud's directory
+/// the first time.
+fn create(dir: &Path, made: &mut HashSet<CloudName>, target: &Target) -> std::io::Result<File> {
+    let dir = dir.join(target.cloud.as_str());
+    if !made.contains(&target.cloud) {
+        std::fs::create_dir_all(&dir)?;
+        made.insert(target.cloud.clone());
+    }
+    File::create(dir.join(format!("{}.log", target.component)))
 }
 
 impl Subscriber for Logs {
@@ -64,28 +113,27 @@ impl Subscriber for Logs {
         match event {
             Event::Started { target, action, at } => {
                 let at = humantime::format_rfc3339_seconds(*at);
-                if let Some(f) = self.file(target) {
-                    let _ = writeln!(
-                        f,
+                self.write(
+                    target,
+                    format_args!(
                         "# {} {} on {}, started {at}",
                         action.as_str(),
                         target.component,
                         target.cloud
-                    );
-                }
+                    ),
+                    false,
+                );
+            }
+            Event::Step { target, command } => {
+                self.write(target, format_args!("$ {command}"), false);
             }
             Event::Line {
                 target,
                 stream,
                 text,
             } => {
-                if let Some(f) = self.file(target) {
-                    let _ = writeln!(
-                        f,
-                        "{}{text}",
-                        if *stream == Stream::Stderr { "! " } else { "" }
-                    );
-                }
+                let bang = if *stream == Stream::Stderr { "! " } else { "" };
+                self.write(target, format_args!("{bang}{text}"), true);
             }
             Event::Retrying {
                 target,
@@ -93,18 +141,16 @@ impl Subscriber for Logs {
                 delay,
                 pattern,
             } => {
-                if let Some(f) = self.file(target) {
-                    let _ = writeln!(
-                        f,
+                self.write(
+                    target,
+                    format_args!(
                         "# attempt {attempt} failed transiently (`{pattern}`); retrying in {delay:?}"
-                    );
-                }
+                    ),
+                    false,
+                );
             }
             Event::Finished(fin) => {
-                if fin.started_at.is_none() {
-                    return;
-                }
-                if let Some(mut f) = self.open.remove(&fin.target) {
+                if let Some(Log::Open(mut f)) = self.running.remove(&fin.target) {
                     let _ = writeln!(
                         f,
                         "# {}{}",
@@ -117,7 +163,130 @@ impl Subscriber for Logs {
                     let _ = f.flush();
                 }
             }
-            _ => {}
+            Event::RunStarted { .. } | Event::RunFinished { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::config::ComponentName;
+    use crate::events::{Finished, Status};
+    use crate::plan::Action;
+
+    fn target(name: &str) -> Target {
+        Target {
+            cloud: CloudName::parse("aws").unwrap(),
+            component: ComponentName::parse(name).unwrap(),
+        }
+    }
+
+    fn started(name: &str) -> Event {
+        Event::Started {
+            target: target(name),
+            action: Action::Create,
+            at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn step(name: &str) -> Event {
+        Event::Step {
+            target: target(name),
+            command: "sh ./apply.sh".to_string(),
+        }
+    }
+
+    fn line(name: &str, stream: Stream, text: &str) -> Event {
+        Event::Line {
+            target: target(name),
+            stream,
+            text: text.to_string(),
+        }
+    }
+
+    fn finished(name: &str, status: Status, error: Option<&str>) -> Event {
+        Event::Finished(Box::new(Finished {
+            target: target(name),
+            action: Action::Create,
+            status,
+            attempts: 1,
+            started_at: Some(SystemTime::UNIX_EPOCH),
+            finished_at: SystemTime::UNIX_EPOCH,
+            error: error.map(str::to_string),
+            fingerprint: String::new(),
+            outputs: Default::default(),
+            tail: Vec::new(),
+        }))
+    }
+
+    /// Feeds `events` to the logs of a run in a fresh directory; returns
+    /// the directory and the run's log directory.
+    fn replay(events: Vec<Event>) -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let mut logs = Logs::new(root.path(), 7);
+        for event in &events {
+            logs.on_event(event);
+        }
+        let dir = root.path().join(LOGS_DIR).join("7");
+        (root, dir)
+    }
+
+    #[test]
+    fn a_component_that_prints_gets_every_line_with_its_start_steps_and_end() {
+        let (_root, dir) = replay(vec![
+            started("net"),
+            step("net"),
+            line("net", Stream::Stdout, "creating vpc"),
+            line("net", Stream::Stderr, "warning: slow"),
+            line("net", Stream::Stdout, "done"),
+            finished(
+                "net",
+                Status::Failed,
+                Some("`sh ./apply.sh` exited with code 1"),
+            ),
+        ]);
+        let text = std::fs::read_to_string(dir.join("aws/net.log")).unwrap();
+        assert_eq!(
+            text,
+            "# create net on aws, started 1970-01-01T00:00:00Z\n\
+             $ sh ./apply.sh\n\
+             creating vpc\n\
+             ! warning: slow\n\
+             done\n\
+             # failed: `sh ./apply.sh` exited with code 1\n"
+        );
+    }
+
+    #[test]
+    fn a_component_that_prints_nothing_gets_no_log_file() {
+        let (_root, dir) = replay(vec![
+            started("quiet"),
+            step("quiet"),
+            started("loud"),
+            step("loud"),
+            finished("quiet", Status::Failed, Some("exited with code 1")),
+            line("loud", Stream::Stdout, "hello"),
+            finished("loud", Status::Succeeded, None),
+        ]);
+        assert!(!dir.join("aws/quiet.log").exists());
+        let text = std::fs::read_to_string(dir.join("aws/loud.log")).unwrap();
+        assert!(
+            text.ends_with("$ sh ./apply.sh\nhello\n# succeeded\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_run_where_nothing_prints_creates_no_log_directory() {
+        let (root, _dir) = replay(
+            ["a", "b"]
+                .into_iter()
+                .flat_map(|n| [started(n), step(n), finished(n, Status::Succeeded, None)])
+                .collect(),
+        );
+        assert!(!root.path().join(LOGS_DIR).exists());
     }
 }

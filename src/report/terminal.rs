@@ -2,7 +2,9 @@
 //! the time since the start, each component's own output prefixed with its
 //! name, and, in a terminal, a progress line with counts by status.
 
-use std::io::IsTerminal;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,6 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::events::{Event, Status, Stream, Target};
 
 /// Prints a run's events to stderr.
+///
+/// Without a terminal (in CI, or redirected to a file) lines are buffered
+/// and written when no more events are waiting: a component printing
+/// thousands of lines costs a few writes, not one each.
 pub struct Terminal {
     start: Instant,
     multi_cloud: bool,
@@ -18,6 +24,7 @@ pub struct Terminal {
     running: usize,
     done: Vec<Status>,
     progress: Option<ProgressBar>,
+    out: BufWriter<Stderr>,
 }
 
 impl Terminal {
@@ -31,21 +38,25 @@ impl Terminal {
             running: 0,
             done: Vec::new(),
             progress: None,
+            out: BufWriter::new(std::io::stderr()),
         }
     }
 
-    fn label(&self, target: &Target) -> String {
+    fn label<'a>(&self, target: &'a Target) -> Cow<'a, str> {
         if self.multi_cloud {
-            format!("{}/{}", target.cloud, target.component)
+            Cow::Owned(format!("{}/{}", target.cloud, target.component))
         } else {
-            target.component.to_string()
+            Cow::Borrowed(target.component.as_str())
         }
     }
 
-    fn say(&self, line: String) {
+    fn say(&mut self, line: fmt::Arguments<'_>) {
         match &self.progress {
-            Some(p) => p.println(line),
-            None => eprintln!("{line}"),
+            Some(p) => p.println(line.to_string()),
+            None => {
+                let _ = self.out.write_fmt(line);
+                let _ = self.out.write_all(b"\n");
+            }
         }
     }
 
@@ -116,23 +127,30 @@ impl crate::events::Subscriber for Terminal {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     self.progress = Some(bar);
                 }
-                self.say(format!(
+                let line = format!(
                     "Run {run_id}: {} component{} in {environment}",
                     self.total,
                     if self.total == 1 { "" } else { "s" }
-                ));
+                );
+                self.say(format_args!("{line}"));
                 self.update_progress();
             }
             Event::Started { target, action, .. } => {
                 self.running += 1;
-                self.say(format!(
+                let line = format!(
                     "{} {:<w$}  started ({})",
                     self.stamp(),
                     self.label(target),
                     action.as_str(),
                     w = self.width
-                ));
+                );
+                self.say(format_args!("{line}"));
                 self.update_progress();
+            }
+            Event::Step { target, command } => {
+                let label = self.label(target);
+                let w = self.width + Self::STAMP_WIDTH;
+                self.say(format_args!("{label:<w$} | $ {command}"));
             }
             Event::Line {
                 target,
@@ -140,11 +158,9 @@ impl crate::events::Subscriber for Terminal {
                 text,
             } => {
                 let bar = if *stream == Stream::Stderr { "!" } else { "|" };
-                self.say(format!(
-                    "{:<w$} {bar} {text}",
-                    self.label(target),
-                    w = self.width + Self::STAMP_WIDTH
-                ));
+                let label = self.label(target);
+                let w = self.width + Self::STAMP_WIDTH;
+                self.say(format_args!("{label:<w$} {bar} {text}"));
             }
             Event::Retrying {
                 target,
@@ -152,13 +168,14 @@ impl crate::events::Subscriber for Terminal {
                 delay,
                 pattern,
             } => {
-                self.say(format!(
+                let line = format!(
                     "{} {:<w$}  attempt {attempt} failed with a transient error (matched `{pattern}`); retrying in {}",
                     self.stamp(),
                     self.label(target),
                     seconds(*delay),
                     w = self.width
-                ));
+                );
+                self.say(format_args!("{line}"));
             }
             Event::Finished(f) => {
                 if f.started_at.is_some() {
@@ -181,7 +198,7 @@ impl crate::events::Subscriber for Terminal {
                 if let Some(e) = &f.error {
                     line.push_str(&format!(": {e}"));
                 }
-                self.say(line);
+                self.say(format_args!("{line}"));
                 self.update_progress();
             }
             Event::RunFinished { .. } => {
@@ -190,5 +207,9 @@ impl crate::events::Subscriber for Terminal {
                 }
             }
         }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
     }
 }
