@@ -40,6 +40,7 @@ fn command(repo: &Repo, fake: &FakeGitHub, token: &str, run_id: u64) -> std::pro
         .env("GITHUB_SERVER_URL", "https://github.com")
         .env("GITHUB_RUN_ID", run_id.to_string())
         .env("GITHUB_RUN_ATTEMPT", "1")
+        .env("GITHUB_ACTOR", "octo-dev")
         .env("EXAMPLE_SPEED", "0");
     cmd
 }
@@ -145,6 +146,7 @@ fn a_first_failure_opens_one_labelled_issue_with_marker_log_and_rerun_command() 
     for fragment in [
         "[run 1001](https://github.com/acme/infra/actions/runs/1001)",
         "| Attempts | 1 |",
+        "| Started by | `octo-dev` |",
         "UnsupportedAvailabilityZoneException",
         "```text\n",
         "**Skipped because of this failure:** `addons`, `monitoring`, `platform`",

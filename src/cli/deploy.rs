@@ -19,6 +19,7 @@ use crate::config::{ComponentName, Config, EnvName};
 use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
+use crate::github::RunContext;
 use crate::plan::Request;
 use crate::redact::Redacting;
 use crate::report::logs::Logs;
@@ -26,7 +27,7 @@ use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
 use crate::state::publish::{self, Claim, LOCAL_TTL, Publisher};
 use crate::state::recorder::Recorder;
-use crate::state::{RunInfo, StateFile, Target};
+use crate::state::{StateFile, Target};
 
 /// How long a stopped component gets between SIGINT and SIGKILL. Short
 /// enough that a cancelled run records its state and exits inside the
@@ -46,8 +47,9 @@ pub(super) fn run(
     let run_id = new_run_id();
     let token = crate::github::token(args.store.github.github_token.as_deref());
     let redactor = super::issue::redactor(&config, &env, token.as_deref())?;
+    let context = RunContext::from_env();
     let store = Arc::new(open_store(&config, &args.store)?);
-    let run = run_info(run_id);
+    let run = context.run_info(run_id);
     let host = nix::unistd::gethostname()
         .ok()
         .map(|h| h.to_string_lossy().into_owned());
@@ -322,33 +324,6 @@ fn claimed(config: &Config, request: &Request) -> Option<Vec<ComponentName>> {
             .map(|(i, _)| config.graph.name(i).clone())
             .collect(),
     )
-}
-
-/// The run as the state records it: the CI run on GitHub Actions, this
-/// invocation elsewhere.
-fn run_info(run_id: u64) -> RunInfo {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let github = var("GITHUB_ACTIONS").as_deref() == Some("true");
-    let ci_id = var("GITHUB_RUN_ID").and_then(|v| v.parse::<u64>().ok());
-    match ci_id.filter(|_| github) {
-        Some(id) => RunInfo {
-            id,
-            attempt: var("GITHUB_RUN_ATTEMPT")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
-            url: match (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
-                (Some(server), Some(repo)) => Some(format!("{server}/{repo}/actions/runs/{id}")),
-                _ => None,
-            },
-            actor: var("GITHUB_ACTOR"),
-        },
-        None => RunInfo {
-            id: run_id,
-            attempt: 1,
-            url: None,
-            actor: var("USER"),
-        },
-    }
 }
 
 /// Refuses a run whose plans need components outside it that are not
