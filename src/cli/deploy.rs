@@ -20,6 +20,8 @@ use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
 use crate::github::RunContext;
+use crate::github::commands;
+use crate::github::log::ActionsLog;
 use crate::plan::Request;
 use crate::redact::Redacting;
 use crate::report::logs::Logs;
@@ -48,6 +50,10 @@ pub(super) fn run(
     let token = crate::github::token(args.store.github.github_token.as_deref());
     let redactor = super::issue::redactor(&config, &env, token.as_deref())?;
     let context = RunContext::from_env();
+    if context.on_actions {
+        // Registered before a component can print one.
+        eprint!("{}", commands::masks(redactor.secrets()));
+    }
     let store = Arc::new(open_store(&config, &args.store)?);
     let run = context.run_info(run_id);
     let host = nix::unistd::gethostname()
@@ -151,6 +157,7 @@ pub(super) fn run(
     let mut publisher = publisher;
     let mut recorder = Recorder::new(states, Some(run), fingerprinter.head_commit());
     let mut terminal = Terminal::new();
+    let mut actions_log = ActionsLog::new();
     let mut logs = Logs::new(&config.root, run_id);
     let options = Options {
         run_id,
@@ -165,7 +172,10 @@ pub(super) fn run(
     let started = std::time::Instant::now();
     let (result, mut finished) = {
         let mut outputs: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
-        if args.format == Format::Text {
+        // On GitHub Actions each component's output is one log group.
+        if context.on_actions {
+            outputs.push(&mut actions_log);
+        } else if args.format == Format::Text {
             outputs.push(&mut terminal);
         }
         let mut redacting = Redacting::new(&redactor, outputs);

@@ -1,7 +1,9 @@
 //! The GitHub edge: the API client and its retry policy ([`client`]),
 //! failure issues ([`issues`]), sticky comments ([`comments`]), and the
 //! runner contract: what the workflow run tells us ([`runner`]: the run,
-//! the event, the action's inputs).
+//! the event, the action's inputs) and how we answer it ([`files`]: outputs
+//! and the step summary; [`commands`]: log groups, annotations, masks;
+//! [`log`]: a run's events as log groups and annotations).
 //!
 //! Nothing in the core knows about GitHub: commands call in here after a run
 //! (failure issues) or on their own (`issue`, `comment`). Every text sent
@@ -10,8 +12,11 @@
 
 pub mod body;
 pub mod client;
+pub mod commands;
 pub mod comments;
+pub mod files;
 pub mod issues;
+pub mod log;
 pub mod runner;
 
 use std::fmt;

@@ -10,6 +10,9 @@
 //!   a string, defaults included, and the runner checks nothing: booleans
 //!   and required inputs are checked here.
 //!
+//! The answers go back through [`super::files`] (outputs, step summary) and
+//! [`super::commands`] (log groups, annotations, masks).
+//!
 
 use std::collections::BTreeMap;
 
