@@ -5,6 +5,7 @@ pub mod diff;
 pub mod graph;
 pub mod logs;
 pub mod plan;
+pub mod summary;
 pub mod terminal;
 
 /// Lays out rows as left-aligned columns separated by two spaces, with no
