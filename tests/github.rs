@@ -6,11 +6,10 @@
 mod common;
 mod fake_github;
 
-use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
-use common::{Repo, project_root, stderr, stdout};
+use common::{Repo, copy_dir, project_root, stderr, stdout};
 use fake_github::{ACTIONS_BOT, ACTIONS_TOKEN, FakeGitHub, Fault, READ_ONLY_TOKEN, TOKEN, USER};
 
 /// Variables a CI runner may have set that must not leak into the binary.
@@ -66,19 +65,6 @@ fn example() -> Repo {
     )
     .expect("copy");
     repo
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// `apply --env dev --cloud aws --open-issue-on-failure` on the example,

@@ -219,6 +219,7 @@ pub(super) fn run(
                 result,
                 &finished,
                 multi_cloud,
+                published.commit.as_deref(),
             ))
             .as_bytes(),
         )?,
@@ -271,6 +272,7 @@ fn nothing_to_do(
                 RunResult::Succeeded,
                 &[],
                 false,
+                None,
             ))
             .as_bytes(),
         )?,
@@ -416,6 +418,7 @@ fn result_document(
     result: RunResult,
     finished: &[Finished],
     multi_cloud: bool,
+    state_commit: Option<&str>,
 ) -> serde_json::Value {
     let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
     let components: serde_json::Map<String, serde_json::Value> = finished
@@ -434,7 +437,13 @@ fn result_document(
             (key(f, multi_cloud), doc)
         })
         .collect();
-    json!({ "result": result.as_str(), "run_id": run_id, "environment": env, "components": components })
+    json!({
+        "result": result.as_str(),
+        "run_id": run_id,
+        "environment": env,
+        "components": components,
+        "state_commit": state_commit,
+    })
 }
 
 /// The table printed at the end of a run.

@@ -12,7 +12,6 @@
 //!
 //! The answers go back through [`super::files`] (outputs, step summary) and
 //! [`super::commands`] (log groups, annotations, masks).
-//!
 
 use std::collections::BTreeMap;
 
@@ -245,6 +244,16 @@ impl Inputs {
     /// The inputs of this process.
     pub fn from_env() -> Inputs {
         Inputs::from_vars(std::env::vars())
+    }
+
+    /// Inputs by name, as a workflow's `with:` gives them.
+    #[cfg(test)]
+    pub(crate) fn of(pairs: &[(&str, &str)]) -> Inputs {
+        Inputs::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (input_variable(k), v.to_string())),
+        )
     }
 
     /// An input's value, trimmed; `None` when unset or empty (the runner
