@@ -20,7 +20,7 @@ use crate::github::commands::{self, Level, Location, MAX_ERRORS};
 use crate::github::files::{Outputs, Summary};
 use crate::github::runner::{InputError, Inputs};
 use crate::github::{self, RunContext};
-use crate::report::summary::{self, RunLinks};
+use crate::report::summary::{self, Page, RunLinks};
 
 /// The action's inputs, as `action.yml` declares them.
 pub const INPUTS: [&str; 15] = [
@@ -302,7 +302,25 @@ struct Answer {
     state_files: Vec<String>,
     state_commit: String,
     summary: String,
-    page: Option<String>,
+    page: Option<SummaryPage>,
+}
+
+/// The step summary, fitted into the room left when it is written.
+#[derive(Debug, Clone)]
+enum SummaryPage {
+    /// A page that can drop its graph and rows to fit.
+    Structured(Page),
+    /// Markdown a command rendered, cut at a line if it must be.
+    Markdown(String),
+}
+
+impl SummaryPage {
+    fn render(&self, room: usize) -> String {
+        match self {
+            SummaryPage::Structured(page) => summary::render(page, room),
+            SummaryPage::Markdown(text) => summary::fit_text(text, room),
+        }
+    }
 }
 
 impl Default for Answer {
@@ -354,7 +372,7 @@ pub fn run() -> i32 {
     if let Some(page) = &answer.page {
         match Summary::from_env() {
             Some(file) => {
-                let text = summary::fit_text(page, file.room());
+                let text = page.render(file.room());
                 if let Err(e) = file.append(&text) {
                     eprint!(
                         "{}",
@@ -615,7 +633,7 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
     } else {
         format!("validate: {errors} problem(s) in the configuration")
     };
-    answer.page = Some(page);
+    answer.page = Some(SummaryPage::Markdown(page));
     code
 }
 
@@ -720,7 +738,7 @@ fn plan(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
     if let Some(config) = load(request) {
         answer.state_files = state_files(&config, request);
         let page = summary::plan_page(&config, &request.command, &plans, &links(ctx, 0));
-        answer.page = Some(summary::render(&page, usize::MAX));
+        answer.page = Some(SummaryPage::Structured(page));
     }
     code
 }
@@ -788,7 +806,7 @@ fn deploy(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
             &links(ctx, local_id),
             &promotes_to,
         );
-        answer.page = Some(summary::render(&page, usize::MAX));
+        answer.page = Some(SummaryPage::Structured(page));
     }
     code
 }
@@ -801,11 +819,11 @@ fn status(request: &Request, answer: &mut Answer) -> i32 {
         answer.state_files = state_files(&config, request);
     }
     if code == 0 {
-        answer.page = Some(format!(
+        answer.page = Some(SummaryPage::Markdown(format!(
             "## status {}\n\n```text\n{}```\n",
             request.environment.as_deref().unwrap_or(""),
             String::from_utf8_lossy(&out).replace("```", "'''")
-        ));
+        )));
     }
     code
 }
@@ -834,7 +852,9 @@ fn diff(request: &Request, answer: &mut Answer) -> i32 {
     let doc = json_of(&json);
     answer.changed = changed_in_diff(&doc);
     let (_, markdown) = invoke(&request.report_args("markdown"));
-    answer.page = Some(String::from_utf8_lossy(&markdown).into_owned());
+    answer.page = Some(SummaryPage::Markdown(
+        String::from_utf8_lossy(&markdown).into_owned(),
+    ));
     answer.summary = format!(
         "diff {} → {}: {} change(s) in {} component(s)",
         request.from.as_deref().unwrap_or(""),
@@ -854,7 +874,9 @@ fn promote(request: &Request, answer: &mut Answer) -> i32 {
     }
     let doc = json_of(&json);
     let (_, markdown) = invoke(&request.report_args("markdown"));
-    answer.page = Some(String::from_utf8_lossy(&markdown).into_owned());
+    answer.page = Some(SummaryPage::Markdown(
+        String::from_utf8_lossy(&markdown).into_owned(),
+    ));
     let (from, to) = (
         request.from.as_deref().unwrap_or(""),
         request.to.as_deref().unwrap_or(""),
