@@ -932,3 +932,45 @@ fn action_yml_declares_exactly_what_the_binary_reads_and_writes() {
         "inputs are read from INPUT_*, never args"
     );
 }
+
+/// A markdown table's rows under the heading that starts with `heading`:
+/// each row's cells, trimmed.
+fn table_after(markdown: &str, heading: &str) -> Vec<Vec<String>> {
+    let start = markdown
+        .find(heading)
+        .unwrap_or_else(|| panic!("no `{heading}` in the README"));
+    markdown[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_tables_match_action_yml() {
+    let doc = action_yml();
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    let inputs = doc["inputs"].as_object().expect("inputs");
+    let rows = table_after(&readme, "### Inputs");
+    let listed: Vec<&str> = rows.iter().map(|r| r[0].trim_matches('`')).collect();
+    let declared: Vec<&str> = inputs.keys().map(String::as_str).collect();
+    assert_eq!(listed, declared, "README inputs against action.yml");
+    for row in &rows {
+        let name = row[0].trim_matches('`');
+        let default = inputs[name]["default"].as_str().unwrap_or_default();
+        let shown = if default.is_empty() { "\"\"" } else { default };
+        assert_eq!(row[1].trim_matches('`'), shown, "default of `{name}`");
+    }
+    let outputs = doc["outputs"].as_object().expect("outputs");
+    let rows = table_after(&readme, "### Outputs");
+    let listed: Vec<&str> = rows.iter().map(|r| r[0].trim_matches('`')).collect();
+    let declared: Vec<&str> = outputs.keys().map(String::as_str).collect();
+    assert_eq!(listed, declared, "README outputs against action.yml");
+}
