@@ -15,6 +15,12 @@ fn main() -> ExitCode {
     if let Err(e) = orchestrator_action::state::git::trust_workspace() {
         eprintln!("warning: {e}");
     }
+    // The container action passes no arguments: its inputs arrive as
+    // INPUT_* variables and map onto the same commands.
+    if cli::action::requested() {
+        let code = cli::action::run();
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let args = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

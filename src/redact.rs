@@ -130,6 +130,11 @@ impl Redactor {
         };
     }
 
+    /// Every known secret value, in each form it may take in text.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(String::as_str)
+    }
+
     /// Whether a key name looks secret: one of the configured words is a
     /// whole word (or run of words) of it. Only the last dotted part counts,
     /// so a resource address like `aws_kms_key.main` is not a secret key.

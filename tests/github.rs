@@ -6,11 +6,10 @@
 mod common;
 mod fake_github;
 
-use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
-use common::{Repo, project_root, stderr, stdout};
+use common::{Repo, copy_dir, project_root, stderr, stdout};
 use fake_github::{ACTIONS_BOT, ACTIONS_TOKEN, FakeGitHub, Fault, READ_ONLY_TOKEN, TOKEN, USER};
 
 /// Variables a CI runner may have set that must not leak into the binary.
@@ -40,6 +39,7 @@ fn command(repo: &Repo, fake: &FakeGitHub, token: &str, run_id: u64) -> std::pro
         .env("GITHUB_SERVER_URL", "https://github.com")
         .env("GITHUB_RUN_ID", run_id.to_string())
         .env("GITHUB_RUN_ATTEMPT", "1")
+        .env("GITHUB_ACTOR", "octo-dev")
         .env("EXAMPLE_SPEED", "0");
     cmd
 }
@@ -65,19 +65,6 @@ fn example() -> Repo {
     )
     .expect("copy");
     repo
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// `apply --env dev --cloud aws --open-issue-on-failure` on the example,
@@ -145,6 +132,7 @@ fn a_first_failure_opens_one_labelled_issue_with_marker_log_and_rerun_command() 
     for fragment in [
         "[run 1001](https://github.com/acme/infra/actions/runs/1001)",
         "| Attempts | 1 |",
+        "| Started by | `octo-dev` |",
         "UnsupportedAvailabilityZoneException",
         "```text\n",
         "**Skipped because of this failure:** `addons`, `monitoring`, `platform`",

@@ -20,6 +20,9 @@ use crate::config::{ComponentName, Config, EnvName};
 use crate::events::{Finished, RunResult, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
+use crate::github::RunContext;
+use crate::github::commands;
+use crate::github::log::ActionsLog;
 use crate::plan::Request;
 use crate::redact::Redacting;
 use crate::report::logs::Logs;
@@ -27,7 +30,7 @@ use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
 use crate::state::publish::{self, Claim, LOCAL_TTL, Publisher};
 use crate::state::recorder::Recorder;
-use crate::state::{RunInfo, StateFile, Target};
+use crate::state::{StateFile, Target};
 
 /// How long a stopped component gets between SIGINT and SIGKILL. Short
 /// enough that a cancelled run records its state and exits inside the
@@ -47,8 +50,13 @@ pub(super) fn run(
     let run_id = new_run_id();
     let token = crate::github::token(args.store.github.github_token.as_deref());
     let redactor = super::issue::redactor(&config, &env, token.as_deref())?;
+    let context = RunContext::from_env();
+    if context.on_actions {
+        // Registered before a component can print one.
+        eprint!("{}", commands::masks(redactor.secrets()));
+    }
     let store = Arc::new(open_store(&config, &args.store)?);
-    let run = run_info(run_id);
+    let run = context.run_info(run_id);
     let host = nix::unistd::gethostname()
         .ok()
         .map(|h| h.to_string_lossy().into_owned());
@@ -166,6 +174,7 @@ pub(super) fn run(
     let mut publisher = publisher;
     let mut recorder = Recorder::new(states, Some(run), fingerprinter.head_commit());
     let mut terminal = Terminal::new();
+    let mut actions_log = ActionsLog::new();
     let mut logs = Logs::new(&config.root, run_id);
     let options = Options {
         run_id,
@@ -180,7 +189,10 @@ pub(super) fn run(
     let started = std::time::Instant::now();
     let (result, mut finished) = {
         let mut outputs: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
-        if args.format == Format::Text {
+        // On GitHub Actions each component's output is one log group.
+        if context.on_actions {
+            outputs.push(&mut actions_log);
+        } else if args.format == Format::Text {
             outputs.push(&mut terminal);
         }
         let mut redacting = Redacting::new(&redactor, outputs);
@@ -217,6 +229,10 @@ pub(super) fn run(
             .get(&(f.target.cloud.as_str(), f.target.component.as_str()))
             .copied()
     });
+    // The last state write started when the run finished; the final push
+    // reads the records it leaves, and the result names the pushed commit.
+    let state_errors = recorder.finish();
+    let published = publisher.finish();
     let multi_cloud = clouds.len() > 1;
     match args.format {
         Format::Json => out.write_all(
@@ -226,6 +242,7 @@ pub(super) fn run(
                 result,
                 &finished,
                 multi_cloud,
+                published.commit.as_deref(),
             ))
             .as_bytes(),
         )?,
@@ -240,11 +257,6 @@ pub(super) fn run(
             )
         ),
     }
-    // The last state write started when the run finished and went on while
-    // the result was reported; the exit code waits for it.
-    let state_errors = recorder.finish();
-    // The final push reads the records the recorder has just written.
-    let published = publisher.finish();
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
     }
@@ -283,6 +295,7 @@ fn nothing_to_do(
                 RunResult::Succeeded,
                 &[],
                 false,
+                None,
             ))
             .as_bytes(),
         )?,
@@ -346,33 +359,6 @@ fn claimed(config: &Config, request: &Request) -> Option<Vec<ComponentName>> {
             .map(|(i, _)| config.graph.name(i).clone())
             .collect(),
     )
-}
-
-/// The run as the state records it: the CI run on GitHub Actions, this
-/// invocation elsewhere.
-pub(super) fn run_info(run_id: u64) -> RunInfo {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let github = var("GITHUB_ACTIONS").as_deref() == Some("true");
-    let ci_id = var("GITHUB_RUN_ID").and_then(|v| v.parse::<u64>().ok());
-    match ci_id.filter(|_| github) {
-        Some(id) => RunInfo {
-            id,
-            attempt: var("GITHUB_RUN_ATTEMPT")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
-            url: match (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
-                (Some(server), Some(repo)) => Some(format!("{server}/{repo}/actions/runs/{id}")),
-                _ => None,
-            },
-            actor: var("GITHUB_ACTOR"),
-        },
-        None => RunInfo {
-            id: run_id,
-            attempt: 1,
-            url: None,
-            actor: var("USER"),
-        },
-    }
 }
 
 /// Refuses a run whose plans need components outside it that are not
@@ -459,6 +445,7 @@ fn result_document(
     result: RunResult,
     finished: &[Finished],
     multi_cloud: bool,
+    state_commit: Option<&str>,
 ) -> serde_json::Value {
     let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
     let components: serde_json::Map<String, serde_json::Value> = finished
@@ -477,7 +464,13 @@ fn result_document(
             (key(f, multi_cloud), doc)
         })
         .collect();
-    json!({ "result": result.as_str(), "run_id": run_id, "environment": env, "components": components })
+    json!({
+        "result": result.as_str(),
+        "run_id": run_id,
+        "environment": env,
+        "components": components,
+        "state_commit": state_commit,
+    })
 }
 
 /// The table printed at the end of a run.

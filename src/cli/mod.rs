@@ -1,5 +1,6 @@
 //! The command line: clap definitions, and each command from arguments to
-//! output. Action inputs will map onto the same commands.
+//! output. The container action's inputs map onto the same commands
+//! ([`action`]).
 //!
 //! Output contract: with `--format json` a command prints one JSON document
 //! on stdout and nothing else there; people-facing text and errors go to
@@ -8,6 +9,7 @@
 //! input (arguments, config, state file), 3 state conflict or lock held, 130
 //! cancelled.
 
+pub mod action;
 mod comment;
 mod config_diff;
 mod deploy;

@@ -320,7 +320,7 @@ fn record(config: &Config, to: &EnvName, github: &GithubArgs, note: &str) -> Res
             github: github.clone(),
         },
     )?;
-    let run = super::deploy::run_info(0);
+    let run = RunContext::from_env().run_info(0);
     for cloud in &config.environments[to].clouds {
         let target = store.target(to, cloud);
         store.transact(&target, true, |state| {

@@ -430,6 +430,9 @@ impl<'a> Issues<'a> {
             ("Run", self.run.describe(f.local_run_id)),
             ("Attempts", f.attempts.to_string()),
         ];
+        if let Some(actor) = &self.run.actor {
+            rows.push(("Started by", format!("`{actor}`")));
+        }
         if let Some(commit) = &f.commit {
             rows.push(("Commit", format!("`{commit}`")));
         }

@@ -1,7 +1,10 @@
 //! The GitHub edge: the API client and its retry policy ([`client`]),
 //! failure issues ([`issues`]), sticky comments ([`comments`]), promotion
-//! pull requests ([`pulls`]), and what the workflow run tells us about
-//! itself ([`RunContext`]).
+//! pull requests ([`pulls`]), and the runner contract: what the workflow
+//! run tells us ([`runner`]: the run, the event, the action's inputs) and
+//! how we answer it ([`files`]: outputs and the step summary;
+//! [`commands`]: log groups, annotations, masks; [`log`]: a run's events as
+//! log groups and annotations).
 //!
 //! Nothing in the core knows about GitHub: commands call in here after a run
 //! (failure issues) or on their own (`issue`, `comment`). Every text sent
@@ -10,14 +13,19 @@
 
 pub mod body;
 pub mod client;
+pub mod commands;
 pub mod comments;
+pub mod files;
 pub mod issues;
+pub mod log;
 pub mod pulls;
+pub mod runner;
 
 use std::fmt;
 use std::path::Path;
 
 pub use client::{Client, Settings};
+pub use runner::RunContext;
 
 /// Where the API is when `GITHUB_API_URL` is not set.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -118,106 +126,6 @@ pub fn token(flag: Option<&str>) -> Option<String> {
         .or_else(|| std::env::var("GITHUB_TOKEN").ok())
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-}
-
-/// What the workflow run says about itself, from the runner's environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunContext {
-    /// `GITHUB_SERVER_URL`, e.g. `https://github.com`.
-    pub server_url: Option<String>,
-    /// `GITHUB_REPOSITORY`.
-    pub repository: Option<String>,
-    /// `GITHUB_RUN_ID`.
-    pub run_id: Option<u64>,
-    /// `GITHUB_RUN_ATTEMPT` (1 when unset).
-    pub attempt: u32,
-    /// `GITHUB_ACTOR`, else `USER`.
-    pub actor: Option<String>,
-    /// `GITHUB_EVENT_NAME`.
-    pub event_name: Option<String>,
-    /// The event payload named by `GITHUB_EVENT_PATH`, when it could be read.
-    pub event: Option<serde_json::Value>,
-}
-
-impl RunContext {
-    /// Reads the runner's environment.
-    pub fn from_env() -> RunContext {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-        RunContext {
-            server_url: var("GITHUB_SERVER_URL"),
-            repository: var("GITHUB_REPOSITORY"),
-            run_id: var("GITHUB_RUN_ID").and_then(|v| v.parse().ok()),
-            attempt: var("GITHUB_RUN_ATTEMPT")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
-            actor: var("GITHUB_ACTOR").or_else(|| var("USER")),
-            event_name: var("GITHUB_EVENT_NAME"),
-            event: var("GITHUB_EVENT_PATH")
-                .and_then(|p| std::fs::read(p).ok())
-                .and_then(|b| serde_json::from_slice(&b).ok()),
-        }
-    }
-
-    /// A link to the workflow run (and its attempt), when this is one.
-    pub fn link(&self) -> Option<String> {
-        let server = self.server_url.as_deref()?.trim_end_matches('/');
-        let repo = self.repository.as_deref()?;
-        let id = self.run_id?;
-        Some(if self.attempt > 1 {
-            format!(
-                "{server}/{repo}/actions/runs/{id}/attempts/{}",
-                self.attempt
-            )
-        } else {
-            format!("{server}/{repo}/actions/runs/{id}")
-        })
-    }
-
-    /// The run, as markdown: a link to it, or who ran it locally.
-    pub fn describe(&self, local_run_id: u64) -> String {
-        match (self.link(), self.run_id) {
-            (Some(link), Some(id)) if self.attempt > 1 => {
-                format!("[run {id}, attempt {}]({link})", self.attempt)
-            }
-            (Some(link), Some(id)) => format!("[run {id}]({link})"),
-            _ => match &self.actor {
-                Some(actor) => format!("local run {local_run_id} by {actor}"),
-                None => format!("local run {local_run_id}"),
-            },
-        }
-    }
-
-    /// A key naming this run and attempt, for markers that keep one run
-    /// from reporting the same thing twice.
-    pub fn key(&self, local_run_id: u64) -> String {
-        match self.run_id {
-            Some(id) => format!("{id}-{}", self.attempt),
-            None => format!("local-{local_run_id}"),
-        }
-    }
-
-    /// The number of the pull request this run is for, from the event.
-    pub fn pull_request(&self) -> Option<u64> {
-        let event = self.event.as_ref()?;
-        event["pull_request"]["number"].as_u64().or_else(|| {
-            // issue_comment on a pull request: the issue carries `pull_request`.
-            event["issue"]["pull_request"]
-                .is_object()
-                .then(|| event["issue"]["number"].as_u64())
-                .flatten()
-        })
-    }
-
-    /// Whether this run is for a pull request from a fork, whose token can
-    /// only read: writes fail with "Resource not accessible by integration".
-    pub fn is_fork_pull_request(&self) -> bool {
-        let Some(pr) = self.event.as_ref().map(|e| &e["pull_request"]) else {
-            return false;
-        };
-        let head = pr["head"]["repo"]["full_name"].as_str();
-        let base = pr["base"]["repo"]["full_name"].as_str();
-        pr["head"]["repo"]["fork"].as_bool() == Some(true) || (head.is_some() && head != base)
-    }
 }
 
 /// Why a call to GitHub failed, said so a person can act on it.
@@ -336,47 +244,5 @@ mod tests {
             assert_eq!(Repo::from_remote_url(url), want, "{url}");
         }
         assert_eq!(Repo::from_remote_url("/srv/git/infra"), None);
-    }
-
-    #[test]
-    fn run_links_name_the_attempt_after_the_first() {
-        let mut run = RunContext {
-            server_url: Some("https://github.com".into()),
-            repository: Some("acme/infra".into()),
-            run_id: Some(42),
-            attempt: 1,
-            ..RunContext::default()
-        };
-        assert_eq!(
-            run.link().as_deref(),
-            Some("https://github.com/acme/infra/actions/runs/42")
-        );
-        run.attempt = 2;
-        assert_eq!(
-            run.describe(7),
-            "[run 42, attempt 2](https://github.com/acme/infra/actions/runs/42/attempts/2)"
-        );
-        assert_eq!(run.key(7), "42-2");
-        let local = RunContext {
-            actor: Some("ana".into()),
-            attempt: 1,
-            ..RunContext::default()
-        };
-        assert_eq!(local.describe(7), "local run 7 by ana");
-        assert_eq!(local.key(7), "local-7");
-    }
-
-    #[test]
-    fn fork_pull_requests_are_recognised_from_the_event() {
-        let event = |head: &str, fork: bool| RunContext {
-            event: Some(serde_json::json!({"pull_request": {"number": 5,
-                "head": {"repo": {"full_name": head, "fork": fork}},
-                "base": {"repo": {"full_name": "acme/infra"}}}})),
-            ..RunContext::default()
-        };
-        assert!(event("someone/infra", true).is_fork_pull_request());
-        assert!(!event("acme/infra", false).is_fork_pull_request());
-        assert_eq!(event("acme/infra", false).pull_request(), Some(5));
-        assert!(!RunContext::default().is_fork_pull_request());
     }
 }

@@ -7,6 +7,7 @@ pub mod impact;
 pub mod logs;
 pub mod plan;
 pub mod promotion;
+pub mod summary;
 pub mod terminal;
 
 /// Lays out rows as left-aligned columns separated by two spaces, with no
