@@ -705,3 +705,33 @@ fn a_cancelled_run_pushes_its_records_and_releases_the_lock_before_it_exits() {
     assert_eq!(status(&state, "c00"), "cancelled");
     assert!(state["lock"].is_null(), "{state:#}");
 }
+
+#[test]
+fn plan_in_a_fresh_clone_reads_what_other_jobs_pushed() {
+    let fleet = Fleet::new(2, "true");
+    let first = fleet.clone("first");
+    let out = run(&first, &["apply", "--env", "dev", "--components", "c00"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let second = fleet.clone("second");
+    let out = run(&second, &["plan", "--env", "dev", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<(String, String)> = plan["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("c00".to_string(), "noop".to_string()),
+            ("c01".to_string(), "create".to_string())
+        ]
+    );
+}

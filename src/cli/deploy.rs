@@ -60,13 +60,15 @@ pub(super) fn run(
     let host = nix::unistd::gethostname()
         .ok()
         .map(|h| h.to_string_lossy().into_owned());
+    // Local copies holding results the branch lacks (an earlier push
+    // failed) are pushed when this run takes its lock, which merges them in;
+    // a run with nothing to do pushes them on its own.
+    let mut unpushed = Vec::new();
     for cloud in &clouds {
         let target = store.target(&env, cloud);
         if let Some(note) = store.refresh(&target)? {
             eprintln!("note: {note}");
-            if !args.dry_run {
-                publish::push_unpushed(&store, &target, &run, host.as_deref())?;
-            }
+            unpushed.push(target);
         }
     }
     let fingerprinter = Fingerprinter::new(&config);
@@ -84,6 +86,9 @@ pub(super) fn run(
         return Ok(0);
     }
     if plans.iter().all(|p| p.to_run().next().is_none()) {
+        for target in &unpushed {
+            publish::push_unpushed(&store, target, &run, host.as_deref())?;
+        }
         nothing_to_do(run_id, &env, args.format, out)?;
         return Ok(0);
     }

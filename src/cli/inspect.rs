@@ -77,6 +77,7 @@ pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, args.destroy)?;
     check_values(&config, &env)?;
+    super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     let plans = engine::plans(&config, &env, &observations, &request);
     write_plans(&config, &plans, args.format, out)

@@ -455,18 +455,44 @@ impl From<crate::state::StoreError> for Failure {
 /// Opens the state store as the arguments ask, and says on stderr where
 /// the state goes.
 fn open_store(config: &Config, args: &StoreArgs) -> Result<crate::state::Store, Failure> {
-    let token = crate::github::token(args.github.github_token.as_deref())
-        .and_then(crate::state::git::Token::new);
-    let store = crate::state::Store::open(
-        config,
-        crate::state::sync::Options {
-            token,
-            no_commit: args.no_commit,
-            identity: config.state.author.clone(),
-        },
-    )?;
+    let token = crate::github::token(args.github.github_token.as_deref());
+    let store = crate::state::Store::open(config, store_options(config, args.no_commit, token))?;
     eprintln!("State: {}.", store.describe());
     Ok(store)
+}
+
+/// How every command opens the state store: the token (if any) for https,
+/// and the configured commit author.
+fn store_options(
+    config: &Config,
+    no_commit: bool,
+    token: Option<String>,
+) -> crate::state::sync::Options {
+    crate::state::sync::Options {
+        token: token.and_then(crate::state::git::Token::new),
+        no_commit,
+        identity: config.state.author.clone(),
+    }
+}
+
+/// Brings the local copies of `env`'s state files up to date with the
+/// state branch (read with `token` over https) before a command reads them.
+/// Reading works without the branch, so a failure is a warning.
+fn refresh_quietly(config: &Config, env: &EnvName, clouds: &[CloudName], token: Option<String>) {
+    let Ok(store) = crate::state::Store::open(config, store_options(config, false, token)) else {
+        return;
+    };
+    for cloud in clouds {
+        match store.refresh(&store.target(env, cloud)) {
+            Ok(None) => {}
+            Ok(Some(note)) => eprintln!("note: {note}"),
+            Err(e) => eprintln!(
+                "warning: showing the local state of {env}-{cloud}; the state branch could not \
+                 be read: {}",
+                e.message()
+            ),
+        }
+    }
 }
 
 fn usage(message: impl Into<String>, hint: Option<String>) -> Failure {

@@ -78,7 +78,7 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
     let clouds = config.environments[&from].clouds.clone();
     let token = github::token(args.github.github_token.as_deref());
     // The gate reads the source's state as the state branch has it.
-    super::state::refresh_quietly(&config, &from, &clouds, token.clone());
+    super::refresh_quietly(&config, &from, &clouds, token.clone());
     // What leaves as text (the reason, the pull request, the commit, the
     // state's note) is redacted with the secrets of both environments.
     let redactor = if args.open_pr || args.force {

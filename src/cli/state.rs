@@ -33,7 +33,7 @@ fn observe(
     at: &StatusArgs,
 ) -> Result<(Config, crate::config::EnvName, Vec<Observation>), Failure> {
     let (config, env, clouds) = target(file, at)?;
-    refresh_quietly(&config, &env, &clouds, crate::github::token(None));
+    super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     Ok((config, env, observations))
 }
@@ -119,7 +119,7 @@ pub(super) fn command(
         } => {
             let (config, env, clouds) = target(file, &at)?;
             let name = name.map(|n| component(&config, &n)).transpose()?;
-            refresh_quietly(&config, &env, &clouds, crate::github::token(None));
+            super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
             let mut docs = Vec::new();
             for cloud in &clouds {
                 let state = store::read(&engine::state_path(&config, &env, cloud), &env, cloud)?;
@@ -355,7 +355,7 @@ fn history(file: &Path, at: &StatusArgs, all: bool, out: &mut dyn Write) -> Resu
         }
         Some(store)
     } else {
-        refresh_quietly(&config, &env, &clouds, crate::github::token(None));
+        super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
         None
     };
     let mut docs = Vec::new();
@@ -432,37 +432,6 @@ fn history(file: &Path, at: &StatusArgs, all: bool, out: &mut dyn Write) -> Resu
         )?,
     }
     Ok(())
-}
-
-/// Brings the local copies of `env`'s state files up to date with the
-/// state branch (read with `token` over https) before a command reads them.
-/// Reading works without the branch, so a failure is a warning.
-pub(super) fn refresh_quietly(
-    config: &Config,
-    env: &EnvName,
-    clouds: &[CloudName],
-    token: Option<String>,
-) {
-    let token = token.and_then(crate::state::git::Token::new);
-    let options = crate::state::sync::Options {
-        token,
-        no_commit: false,
-        identity: None,
-    };
-    let Ok(store) = crate::state::Store::open(config, options) else {
-        return;
-    };
-    for cloud in clouds {
-        match store.refresh(&store.target(env, cloud)) {
-            Ok(None) => {}
-            Ok(Some(note)) => eprintln!("note: {note}"),
-            Err(e) => eprintln!(
-                "warning: showing the local state of {env}-{cloud}; the state branch could not \
-                 be read: {}",
-                e.message()
-            ),
-        }
-    }
 }
 
 fn status_name(s: SettableStatus) -> &'static str {
