@@ -267,6 +267,54 @@ fn changed_selects_the_edited_component_and_its_dependents_only() {
 }
 
 #[test]
+fn in_a_git_repository_changes_are_found_per_directory_committed_or_not() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("net2", &[], "true"),
+            ("app", &["net"], "true"),
+        ],
+        "",
+    );
+    for name in ["net", "net2", "app"] {
+        repo.write(&format!("c/{name}/main.tf"), format!("# {name}\n"));
+    }
+    common::git(repo.path(), &["init", "-q", "-b", "main"]);
+    common::git(repo.path(), &["add", "-A"]);
+    common::git(repo.path(), &["commit", "-q", "-m", "components"]);
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let fingerprint = |name: &str| state(&repo)["components"][name]["fingerprint"].clone();
+    let before = fingerprint("net");
+    let changed = |repo: &Repo| -> Vec<String> {
+        let (code, doc) = json_run(repo, &["plan", "--env", "dev", "--changed"]);
+        assert_eq!(code, Some(0), "{doc}");
+        doc["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(changed(&repo).is_empty(), "nothing changed yet");
+
+    // An untracked file under c/net2 changes net2 only, although "c/net" is
+    // a prefix of its path.
+    repo.write("c/net2/extra.tf", "# new\n");
+    assert_eq!(changed(&repo), ["net2"]);
+
+    // An uncommitted edit, then the same edit committed: both change net
+    // and its dependent, and the committed one is recorded by tree id.
+    repo.write("c/net/main.tf", "# net, edited\n");
+    assert_eq!(changed(&repo), ["net", "net2", "app"]);
+    common::git(repo.path(), &["add", "-A"]);
+    common::git(repo.path(), &["commit", "-q", "-m", "edit net"]);
+    assert_eq!(changed(&repo), ["net", "net2", "app"]);
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    assert_ne!(fingerprint("net"), before);
+    assert!(changed(&repo).is_empty(), "all applied");
+}
+
+#[test]
 fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
     let repo = repo(
         &[

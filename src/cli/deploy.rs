@@ -72,15 +72,14 @@ pub(super) fn run(
         }
     }
     let fingerprinter = Fingerprinter::new(&config);
-    let prepare = || -> Result<_, Failure> {
-        let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
+    let plan = |observations: Vec<engine::Observation>| -> Result<_, Failure> {
         let plans = engine::plans(&config, &env, &observations, &request);
         check_missing(&plans, destroy)?;
         Ok((observations, plans))
     };
     // Plan once before locking, so a run with nothing to do, a dry run and
     // a refused run write nothing at all.
-    let (_, plans) = prepare()?;
+    let (observations, plans) = plan(engine::observe(&config, &fingerprinter, &env, &clouds)?)?;
     if args.dry_run {
         write_plans(&config, &plans, args.format, out)?;
         return Ok(0);
@@ -130,9 +129,13 @@ pub(super) fn run(
     }
     // From here on the lock is held: every way out goes through
     // `publisher.finish()`, which releases it. Plan again: taking the lock
-    // brought in what other runs recorded since.
+    // brought in what other runs recorded since. The files were
+    // fingerprinted a moment ago, and are not again.
     let publisher = Publisher::new(store.clone(), locked, claim);
-    let (observations, plans) = match prepare() {
+    let replanned = engine::reread(&config, &env, observations)
+        .map_err(Failure::from)
+        .and_then(plan);
+    let (observations, plans) = match replanned {
         Ok(prepared) => prepared,
         Err(failure) => {
             publisher.finish();

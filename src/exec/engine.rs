@@ -61,25 +61,58 @@ pub fn observe(
     env: &EnvName,
     clouds: &[CloudName],
 ) -> Result<Vec<Observation>, StateError> {
+    let fingerprints = fingerprinter.fingerprints(config, env, clouds);
     clouds
         .iter()
-        .map(|cloud| {
+        .zip(fingerprints)
+        .map(|(cloud, fingerprints)| {
             let state_path = state_path(config, env, cloud);
             let state = store::read(&state_path, env, cloud)?;
-            let observed = config
-                .components
-                .iter()
-                .map(|c| Observed {
-                    recorded: recorded(state.as_ref().and_then(|s| s.components.get(&c.name))),
-                    fingerprint: fingerprinter.fingerprint(config, env, cloud, c),
-                })
-                .collect();
             Ok(Observation {
                 cloud: cloud.clone(),
+                observed: observed(config, state.as_ref(), fingerprints),
                 state_path,
                 state,
-                observed,
             })
+        })
+        .collect()
+}
+
+/// Reads each observed cloud's state again, keeping the fingerprints: what
+/// other runs recorded may have changed since, and is what a run that has
+/// just taken the lock plans with.
+pub fn reread(
+    config: &Config,
+    env: &EnvName,
+    observations: Vec<Observation>,
+) -> Result<Vec<Observation>, StateError> {
+    observations
+        .into_iter()
+        .map(|o| {
+            let state = store::read(&o.state_path, env, &o.cloud)?;
+            let fingerprints = o.observed.into_iter().map(|c| c.fingerprint).collect();
+            Ok(Observation {
+                observed: observed(config, state.as_ref(), fingerprints),
+                state,
+                ..o
+            })
+        })
+        .collect()
+}
+
+/// Each component's record in `state` beside its fingerprint.
+fn observed(
+    config: &Config,
+    state: Option<&StateFile>,
+    fingerprints: Vec<String>,
+) -> Vec<Observed> {
+    config
+        .components
+        .iter()
+        .zip(fingerprints)
+        .map(|(c, fingerprint)| Observed {
+            recorded: recorded(state.and_then(|s| s.components.get(&c.name))),
+            fingerprint,
         })
         .collect()
 }

@@ -75,8 +75,7 @@ impl Repo {
         } else {
             root
         };
-        let url = git2::Repository::discover(root)
-            .ok()
+        let url = crate::state::git::discover(root)
             .and_then(|r| {
                 r.find_remote("origin")
                     .ok()

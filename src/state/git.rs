@@ -60,17 +60,41 @@ pub struct Identity {
     pub email: String,
 }
 
-/// Sets libgit2's process-wide options. Call once at start-up, before any
-/// thread exists: libgit2's first use sets environment variables (the TLS
-/// certificate probe) and these options are unsynchronised globals.
+/// Starts libgit2 and sets its process-wide options; does it once, however
+/// often it is called. Call it before any thread exists: libgit2's start
+/// sets environment variables (the TLS certificate probe), and these
+/// options are unsynchronised globals. Its start also reads the system's
+/// certificate bundle, some ten milliseconds, which is why a process that
+/// works outside any repository does not call it at all (see [`near`]).
 pub fn init() {
-    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: called from `main` before the runtime or any other thread
-    // starts, which is what these functions require.
-    unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms(CONNECT_TIMEOUT));
-        let _ = git2::opts::set_server_timeout_in_milliseconds(ms(READ_TIMEOUT));
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `init` runs before the runtime or any other thread
+        // starts, which is what these functions require.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms(CONNECT_TIMEOUT));
+            let _ = git2::opts::set_server_timeout_in_milliseconds(ms(READ_TIMEOUT));
+        }
+    });
+}
+
+/// Whether `path` may be in a git repository: it or one of its ancestors
+/// holds a `.git` entry, as `git` itself looks for one. Cheap, and starts
+/// nothing.
+pub fn near(path: &Path) -> bool {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute.ancestors().any(|dir| dir.join(".git").exists())
+}
+
+/// The repository holding `path`, if any. Outside every repository this
+/// answers without starting libgit2.
+pub fn discover(path: &Path) -> Option<Repository> {
+    if !near(path) {
+        return None;
     }
+    init();
+    Repository::discover(path).ok()
 }
 
 /// Makes the workspace openable inside a container action, where it is

@@ -221,6 +221,10 @@ enum Reach {
 /// origin is reached over https when there is a token, and an https one
 /// needs a token.
 fn reach(start: &Path, token: Option<Token>, identity: Identity) -> Result<Reach, StoreError> {
+    if !super::git::near(start) {
+        return Ok(Reach::Local("not a git repository".into()));
+    }
+    super::git::init();
     let repo = match Repository::discover(start) {
         Ok(repo) => repo,
         Err(e) if e.code() == ErrorCode::Owner => {
