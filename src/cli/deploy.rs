@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
+use serde::Serialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -446,39 +446,79 @@ fn key(f: &Finished, multi_cloud: bool) -> String {
     }
 }
 
-/// The run's result as one JSON document.
-fn result_document(
+/// The run's result as one JSON document: the components in plan order,
+/// serialized straight from the records (a run of thousands of components
+/// ends sooner without an intermediate `serde_json::Value`).
+fn result_document<'a>(
     run_id: u64,
-    env: &crate::config::EnvName,
+    env: &'a crate::config::EnvName,
     result: RunResult,
-    finished: &[Finished],
+    finished: &'a [Finished],
     multi_cloud: bool,
-    state_commit: Option<&str>,
-) -> serde_json::Value {
-    let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-    let components: serde_json::Map<String, serde_json::Value> = finished
-        .iter()
-        .map(|f| {
-            let doc = json!({
-                "cloud": f.target.cloud,
-                "action": f.action.as_str(),
-                "status": f.status.as_str(),
-                "attempts": f.attempts,
-                "started_at": f.started_at.map(time),
-                "finished_at": time(f.finished_at),
-                "duration_ms": f.duration().as_millis() as u64,
-                "error": f.error,
-            });
-            (key(f, multi_cloud), doc)
-        })
-        .collect();
-    json!({
-        "result": result.as_str(),
-        "run_id": run_id,
-        "environment": env,
-        "components": components,
-        "state_commit": state_commit,
-    })
+    state_commit: Option<&'a str>,
+) -> RunDocument<'a> {
+    RunDocument {
+        result: result.as_str(),
+        run_id,
+        environment: env,
+        components: Components {
+            finished,
+            multi_cloud,
+        },
+        state_commit,
+    }
+}
+
+#[derive(Serialize)]
+struct RunDocument<'a> {
+    result: &'static str,
+    run_id: u64,
+    environment: &'a crate::config::EnvName,
+    components: Components<'a>,
+    state_commit: Option<&'a str>,
+}
+
+/// The `components` object of [`RunDocument`], keyed by component (or
+/// `cloud/component` when the run covers several clouds).
+struct Components<'a> {
+    finished: &'a [Finished],
+    multi_cloud: bool,
+}
+
+#[derive(Serialize)]
+struct ComponentResult<'a> {
+    cloud: &'a crate::config::CloudName,
+    action: &'static str,
+    status: &'static str,
+    attempts: u32,
+    started_at: Option<String>,
+    finished_at: String,
+    duration_ms: u64,
+    error: &'a Option<String>,
+}
+
+impl Serialize for Components<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+        let mut map = s.serialize_map(Some(self.finished.len()))?;
+        for f in self.finished {
+            map.serialize_entry(
+                &key(f, self.multi_cloud),
+                &ComponentResult {
+                    cloud: &f.target.cloud,
+                    action: f.action.as_str(),
+                    status: f.status.as_str(),
+                    attempts: f.attempts,
+                    started_at: f.started_at.map(time),
+                    finished_at: time(f.finished_at),
+                    duration_ms: f.duration().as_millis() as u64,
+                    error: &f.error,
+                },
+            )?;
+        }
+        map.end()
+    }
 }
 
 /// The table printed at the end of a run.

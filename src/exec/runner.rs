@@ -515,7 +515,7 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Child> {
         .args(&step.args)
         .current_dir(&job.cwd)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(null_input())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A group of its own: signals reach the step's whole process tree,
@@ -524,6 +524,16 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Child> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
+}
+
+/// `/dev/null` as a child's standard input: one descriptor opened once and
+/// duplicated for each child, which is cheaper than opening the device again.
+fn null_input() -> Stdio {
+    static NULL: LazyLock<Option<std::fs::File>> =
+        LazyLock::new(|| std::fs::File::open("/dev/null").ok());
+    NULL.as_ref()
+        .and_then(|null| null.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 /// The full path of `program` on `path` (the job's PATH, else ours), looked
