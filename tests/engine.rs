@@ -315,6 +315,53 @@ fn in_a_git_repository_changes_are_found_per_directory_committed_or_not() {
 }
 
 #[test]
+fn scratch_directories_of_killed_runs_are_removed_and_a_finished_run_leaves_none() {
+    let repo = repo(&[("net", &[], "test -s \"$ORCHESTRATOR_CONFIG\"")], "");
+    repo.write("environments/dev/net.yaml", "password: hunter2\n");
+    let tmp = tempfile::TempDir::new().unwrap();
+    // A process that has exited and been reaped: its id names no process.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let abandoned = tmp.path().join(format!("orchestrator-run-{dead}-AbCdEf"));
+    std::fs::create_dir_all(abandoned.join("aws")).unwrap();
+    std::fs::write(
+        abandoned.join("aws/net.values.json"),
+        "{\"password\":\"hunter2\"}",
+    )
+    .unwrap();
+    let running = tmp
+        .path()
+        .join(format!("orchestrator-run-{}-GhIjKl", std::process::id()));
+    std::fs::create_dir_all(&running).unwrap();
+    let unrelated = tmp.path().join("orchestrator-run-notes");
+    std::fs::create_dir_all(&unrelated).unwrap();
+
+    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+        .current_dir(repo.path())
+        .env("TMPDIR", tmp.path())
+        .args(["apply", "--env", "dev", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!abandoned.exists(), "a dead run's scratch is removed");
+    assert!(running.exists(), "a live run's scratch is left alone");
+    assert!(unrelated.exists(), "only scratch directories are touched");
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut expected = vec![
+        format!("orchestrator-run-{}-GhIjKl", std::process::id()),
+        "orchestrator-run-notes".to_string(),
+    ];
+    let mut left = left;
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected, "the run removed its own scratch");
+}
+
+#[test]
 fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
     let repo = repo(
         &[

@@ -23,6 +23,10 @@ use crate::state::{ComponentRecord, StateError, StateFile, store};
 /// The shared values file of components that have none.
 const EMPTY_VALUES: &str = "empty.values.json";
 
+/// How a run's scratch directory is named in the temporary directory,
+/// followed by the process id and a random part.
+const SCRATCH_PREFIX: &str = "orchestrator-run-";
+
 /// One cloud of an environment as found before a run.
 #[derive(Debug, Clone)]
 pub struct Observation {
@@ -197,9 +201,11 @@ pub async fn execute(
         policy: options.policy,
     };
     // Values files and outputs live in a private directory removed after the
-    // run: values may hold secrets, and nothing else needs them.
+    // run: values may hold secrets, and nothing else needs them. One that a
+    // killed run left behind is removed by the next run.
+    remove_abandoned_scratch(&std::env::temp_dir());
     let scratch = match tempfile::Builder::new()
-        .prefix("orchestrator-run-")
+        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
         .tempdir()
     {
         Ok(dir) => dir,
@@ -346,6 +352,37 @@ pub async fn execute(
     let (result, ()) = tokio::join!(work, pump);
     drop(scratch);
     (result, finished)
+}
+
+/// Removes the scratch directories of runs killed before they could (by
+/// SIGKILL or a power cut): those of this user whose process is gone. Their
+/// values files may hold secrets.
+pub fn remove_abandoned_scratch(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let me = nix::unistd::Uid::current().as_raw();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let mine = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        // Signal 0 asks whether the process exists without touching it.
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if mine && gone && pid > 0 {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn target(clouds: &[CloudName], config: &Config, unit: Unit) -> Target {
