@@ -814,7 +814,8 @@ fn the_example_applies_end_to_end_with_parallel_branches() {
     let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
         .current_dir(repo.path())
         .env("EXAMPLE_SPEED", "0")
-        .args(["apply", "--env", "dev", "--format", "json"])
+        // The README's first command.
+        .args(["apply", "--env", "dev", "--no-commit", "--format", "json"])
         .output()
         .unwrap();
     assert_eq!(
