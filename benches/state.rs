@@ -7,10 +7,14 @@
 //!    jobs), each recording a different component; target: all land, total
 //!    ≤ 5 s (median of the rounds, like the other benchmarks). Reports the
 //!    attempts each write took.
+//! 3. The recorder's write of a local state file of 1,000 components when 5
+//!    records changed since its last write (what a run of many quick
+//!    components does every 25 ms): rendering alone, and the whole write.
 //!
 //! Run with `cargo bench --bench state`.
 
 use std::collections::BTreeMap;
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -20,12 +24,18 @@ use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
 use orchestrator_action::state::publish::message;
 use orchestrator_action::state::sync::Options;
 use orchestrator_action::state::{
-    ComponentRecord, RecordAction, Status, Store, StoreError, Timestamp,
+    ComponentRecord, RecordAction, RunInfo, StateFile, Status, Store, StoreError, Timestamp, store,
 };
 
 const SINGLE_WRITES: usize = 30;
 const WRITERS: usize = 16;
 const ROUNDS: usize = 5;
+/// Components in the state the recorder writes.
+const RECORDS: usize = 1_000;
+/// Records changed between two of its writes.
+const CHANGED_PER_WRITE: usize = 5;
+/// Writes measured.
+const RECORDER_WRITES: usize = 200;
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -98,11 +108,114 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The median of `times`, which it sorts.
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A finished record shaped like a real one: fingerprint, commit, times,
+/// run and a few outputs.
+fn finished_record(i: usize, serial: u64) -> ComponentRecord {
+    let at = |s: u64| Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+    let mut record = ComponentRecord::new(Status::Succeeded, RecordAction::Apply);
+    record.fingerprint = Some(format!("sha256:{:064x}", i as u64 * 7919 + serial));
+    record.commit = Some(format!("{:040x}", serial));
+    record.started_at = Some(at(1_800_000_000 + serial));
+    record.finished_at = Some(at(1_800_000_003 + serial));
+    record.attempts = 1;
+    record.run = Some(RunInfo {
+        id: 1_800_000_000_000 + serial,
+        attempt: 1,
+        url: Some(format!(
+            "https://github.com/acme/infra/actions/runs/{serial}"
+        )),
+        actor: Some("octocat".into()),
+    });
+    record.outputs = serde_json::json!({
+        "arn": format!("arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-{i:08x}"),
+        "id": format!("c{i:04}"),
+        "tags": {"team": "platform", "tier": "core"},
+    })
+    .as_object()
+    .cloned()
+    .unwrap();
+    record
+}
+
+/// A state of [`RECORDS`] finished components, and the batches of
+/// [`CHANGED_PER_WRITE`] records a run records between two writes.
+fn recorder_state() -> StateFile {
+    let mut state = StateFile::new(
+        EnvName::parse("dev").unwrap(),
+        CloudName::parse("aws").unwrap(),
+    );
+    let at = Timestamp::from(SystemTime::UNIX_EPOCH);
+    for i in 0..RECORDS {
+        let name = ComponentName::parse(&format!("c{i:04}")).unwrap();
+        state.record([(name, finished_record(i, 0))], None, at);
+    }
+    state
+}
+
+/// Records the next [`CHANGED_PER_WRITE`] components of `state`, one batch
+/// each, as the recorder does between two writes.
+fn change_some(state: &mut StateFile, write: usize) {
+    for k in 0..CHANGED_PER_WRITE {
+        let i = (write * CHANGED_PER_WRITE + k) * 37 % RECORDS;
+        let name = ComponentName::parse(&format!("c{i:04}")).unwrap();
+        let serial = state.serial + 1;
+        let at = Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(serial));
+        state.record([(name, finished_record(i, serial))], None, at);
+    }
+}
+
+/// Case 3: the recorder's writes of a large local state.
+fn recorder_writes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("dev-aws.json");
+    let mut state = recorder_state();
+    store::write(&path, &state).expect("first write");
+    let size = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "the recorder's write of {RECORDS} components ({} KB) with {CHANGED_PER_WRITE} records \
+         changed since the last, {RECORDER_WRITES} writes",
+        size / 1024
+    );
+
+    let mut render = Vec::new();
+    let mut write = Vec::new();
+    for w in 0..RECORDER_WRITES {
+        change_some(&mut state, w);
+        let t = Instant::now();
+        black_box(store::render(&state).expect("render"));
+        render.push(t.elapsed());
+        let t = Instant::now();
+        store::write(&path, &state).expect("write");
+        write.push(t.elapsed());
+    }
+    println!(
+        "  render the whole file: median {} per write",
+        us(median(&mut render))
+    );
+    println!(
+        "  write (render, temporary file, fsync, rename, directory fsync): median {} per write",
+        us(median(&mut write))
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     orchestrator_action::state::git::init();
+
+    recorder_writes();
+    println!();
 
     let dir = tempfile::TempDir::new().unwrap();
     origin(dir.path(), WRITERS);
