@@ -10,8 +10,9 @@
 //!
 //! [`model`] is the format and [`lock`] the run lock inside it, both pure;
 //! [`merge`] combines two copies, pure; [`store`] reads and writes files
-//! atomically; [`git`] talks to the repository; [`recorder`] and
-//! [`publish`] follow a run and keep the local copy and the branch current.
+//! atomically, and [`render`] renders one again after a few records
+//! changed; [`git`] talks to the repository; [`recorder`] and [`publish`]
+//! follow a run and keep the local copy and the branch current.
 
 pub mod git;
 pub mod lock;
@@ -19,6 +20,7 @@ pub mod merge;
 pub mod model;
 pub mod publish;
 pub mod recorder;
+pub mod render;
 pub mod store;
 pub mod sync;
 
