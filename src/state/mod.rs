@@ -12,7 +12,9 @@
 //! [`merge`] combines two copies, pure; [`store`] reads and writes files
 //! atomically, and [`render`] renders one again after a few records
 //! changed; [`git`] talks to the repository; [`recorder`] and [`publish`]
-//! follow a run and keep the local copy and the branch current.
+//! follow a run and keep the local copy and the branch current, the
+//! recorder writing through a [`writer`] that shares the file with other
+//! processes.
 
 pub mod git;
 pub mod lock;
@@ -23,6 +25,7 @@ pub mod recorder;
 pub mod render;
 pub mod store;
 pub mod sync;
+pub mod writer;
 
 pub use lock::{Holder, Lock};
 pub use model::{
