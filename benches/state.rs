@@ -9,7 +9,10 @@
 //!    attempts each write took.
 //! 3. The recorder's write of a local state file of 1,000 components when 5
 //!    records changed since its last write (what a run of many quick
-//!    components does every 25 ms): rendering alone, and the whole write.
+//!    components does every 25 ms): rendering alone, and the whole write,
+//!    with the whole file rendered each time (as before) and as the
+//!    recorder writes now (file lock, stamp check, unchanged records'
+//!    text reused).
 //!
 //! Run with `cargo bench --bench state`.
 
@@ -22,7 +25,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
 use orchestrator_action::state::publish::message;
+use orchestrator_action::state::render::Renderer;
 use orchestrator_action::state::sync::Options;
+use orchestrator_action::state::writer::Writer;
 use orchestrator_action::state::{
     ComponentRecord, RecordAction, RunInfo, StateFile, Status, Store, StoreError, Timestamp, store,
 };
@@ -163,22 +168,28 @@ fn recorder_state() -> StateFile {
 }
 
 /// Records the next [`CHANGED_PER_WRITE`] components of `state`, one batch
-/// each, as the recorder does between two writes.
-fn change_some(state: &mut StateFile, write: usize) {
-    for k in 0..CHANGED_PER_WRITE {
-        let i = (write * CHANGED_PER_WRITE + k) * 37 % RECORDS;
-        let name = ComponentName::parse(&format!("c{i:04}")).unwrap();
-        let serial = state.serial + 1;
-        let at = Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(serial));
-        state.record([(name, finished_record(i, serial))], None, at);
-    }
+/// each, as the recorder does between two writes; returns their names.
+fn change_some(state: &mut StateFile, write: usize) -> Vec<ComponentName> {
+    (0..CHANGED_PER_WRITE)
+        .map(|k| {
+            let i = (write * CHANGED_PER_WRITE + k) * 37 % RECORDS;
+            let name = ComponentName::parse(&format!("c{i:04}")).unwrap();
+            let serial = state.serial + 1;
+            let at = Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(serial));
+            state.record([(name.clone(), finished_record(i, serial))], None, at);
+            name
+        })
+        .collect()
 }
 
-/// Case 3: the recorder's writes of a large local state.
+/// Case 3: the recorder's writes of a large local state, as it did them
+/// before (the whole file rendered each time) and as it does them now.
 fn recorder_writes() {
     let dir = tempfile::TempDir::new().unwrap();
+    let whole = dir.path().join("whole/dev-aws.json");
     let path = dir.path().join("dev-aws.json");
     let mut state = recorder_state();
+    store::write(&whole, &state).expect("first write");
     store::write(&path, &state).expect("first write");
     let size = std::fs::metadata(&path).unwrap().len();
     println!(
@@ -187,24 +198,50 @@ fn recorder_writes() {
         size / 1024
     );
 
-    let mut render = Vec::new();
-    let mut write = Vec::new();
-    for w in 0..RECORDER_WRITES {
-        change_some(&mut state, w);
+    let mut renderer = Renderer::new();
+    let mut writer = Writer::new(path.clone(), state.clone(), None);
+    let (mut render_whole, mut render_again) = (Vec::new(), Vec::new());
+    let (mut write_whole, mut write_now) = (Vec::new(), Vec::new());
+    // The first round renders every record and reads the file once; it is
+    // not measured.
+    for w in 0..=RECORDER_WRITES {
+        let changed = change_some(&mut state, w);
         let t = Instant::now();
-        black_box(store::render(&state).expect("render"));
-        render.push(t.elapsed());
+        let whole_bytes = black_box(store::render(&state).expect("render"));
+        let took_whole = t.elapsed();
         let t = Instant::now();
-        store::write(&path, &state).expect("write");
-        write.push(t.elapsed());
+        let again_bytes = if w == 0 {
+            renderer.render_all(&state)
+        } else {
+            renderer.render(&state, &changed)
+        };
+        let again_bytes = black_box(again_bytes.expect("render"));
+        let took_again = t.elapsed();
+        assert!(again_bytes == whole_bytes, "write {w}: the renders differ");
+        let t = Instant::now();
+        store::write(&whole, &state).expect("write");
+        let took_write_whole = t.elapsed();
+        let t = Instant::now();
+        writer.write(|state| change_some(state, w)).expect("write");
+        let took_write_now = t.elapsed();
+        if w > 0 {
+            render_whole.push(took_whole);
+            render_again.push(took_again);
+            write_whole.push(took_write_whole);
+            write_now.push(took_write_now);
+        }
     }
+    assert!(std::fs::read(&path).unwrap() == std::fs::read(&whole).unwrap());
     println!(
-        "  render the whole file: median {} per write",
-        us(median(&mut render))
+        "  render: the whole file {} / unchanged records reused {}   (median per write)",
+        us(median(&mut render_whole)),
+        us(median(&mut render_again))
     );
     println!(
-        "  write (render, temporary file, fsync, rename, directory fsync): median {} per write",
-        us(median(&mut write))
+        "  write (temporary file, fsync, rename, directory fsync): rendering the whole file {} / \
+         the recorder's write now (file lock, stamp check, records reused) {}",
+        us(median(&mut write_whole)),
+        us(median(&mut write_now))
     );
 }
 
