@@ -7,10 +7,17 @@
 //!    jobs), each recording a different component; target: all land, total
 //!    ≤ 5 s (median of the rounds, like the other benchmarks). Reports the
 //!    attempts each write took.
+//! 3. The recorder's write of a local state file of 1,000 components when 5
+//!    records changed since its last write (what a run of many quick
+//!    components does every 25 ms): rendering alone, and the whole write,
+//!    with the whole file rendered each time (as before) and as the
+//!    recorder writes now (file lock, stamp check, unchanged records'
+//!    text reused).
 //!
 //! Run with `cargo bench --bench state`.
 
 use std::collections::BTreeMap;
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -18,14 +25,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
 use orchestrator_action::state::publish::message;
+use orchestrator_action::state::render::Renderer;
 use orchestrator_action::state::sync::Options;
+use orchestrator_action::state::writer::Writer;
 use orchestrator_action::state::{
-    ComponentRecord, RecordAction, Status, Store, StoreError, Timestamp,
+    ComponentRecord, RecordAction, RunInfo, StateFile, Status, Store, StoreError, Timestamp, store,
 };
 
 const SINGLE_WRITES: usize = 30;
 const WRITERS: usize = 16;
 const ROUNDS: usize = 5;
+/// Components in the state the recorder writes.
+const RECORDS: usize = 1_000;
+/// Records changed between two of its writes.
+const CHANGED_PER_WRITE: usize = 5;
+/// Writes measured.
+const RECORDER_WRITES: usize = 200;
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -98,11 +113,146 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The median of `times`, which it sorts.
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A finished record shaped like a real one: fingerprint, commit, times,
+/// run and a few outputs.
+fn finished_record(i: usize, serial: u64) -> ComponentRecord {
+    let at = |s: u64| Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+    let mut record = ComponentRecord::new(Status::Succeeded, RecordAction::Apply);
+    record.fingerprint = Some(format!("sha256:{:064x}", i as u64 * 7919 + serial));
+    record.commit = Some(format!("{:040x}", serial));
+    record.started_at = Some(at(1_800_000_000 + serial));
+    record.finished_at = Some(at(1_800_000_003 + serial));
+    record.attempts = 1;
+    record.run = Some(RunInfo {
+        id: 1_800_000_000_000 + serial,
+        attempt: 1,
+        url: Some(format!(
+            "https://github.com/acme/infra/actions/runs/{serial}"
+        )),
+        actor: Some("octocat".into()),
+    });
+    record.outputs = serde_json::json!({
+        "arn": format!("arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-{i:08x}"),
+        "id": format!("c{i:04}"),
+        "tags": {"team": "platform", "tier": "core"},
+    })
+    .as_object()
+    .cloned()
+    .unwrap();
+    record
+}
+
+/// A state of [`RECORDS`] finished components, and the batches of
+/// [`CHANGED_PER_WRITE`] records a run records between two writes.
+fn recorder_state() -> StateFile {
+    let mut state = StateFile::new(
+        EnvName::parse("dev").unwrap(),
+        CloudName::parse("aws").unwrap(),
+    );
+    let at = Timestamp::from(SystemTime::UNIX_EPOCH);
+    for i in 0..RECORDS {
+        let name = ComponentName::parse(&format!("c{i:04}")).unwrap();
+        state.record([(name, finished_record(i, 0))], None, at);
+    }
+    state
+}
+
+/// Records the next [`CHANGED_PER_WRITE`] components of `state`, one batch
+/// each, as the recorder does between two writes; returns their names.
+fn change_some(state: &mut StateFile, write: usize) -> Vec<ComponentName> {
+    (0..CHANGED_PER_WRITE)
+        .map(|k| {
+            let i = (write * CHANGED_PER_WRITE + k) * 37 % RECORDS;
+            let name = ComponentName::parse(&format!("c{i:04}")).unwrap();
+            let serial = state.serial + 1;
+            let at = Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(serial));
+            state.record([(name.clone(), finished_record(i, serial))], None, at);
+            name
+        })
+        .collect()
+}
+
+/// Case 3: the recorder's writes of a large local state, as it did them
+/// before (the whole file rendered each time) and as it does them now.
+fn recorder_writes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let whole = dir.path().join("whole/dev-aws.json");
+    let path = dir.path().join("dev-aws.json");
+    let mut state = recorder_state();
+    store::write(&whole, &state).expect("first write");
+    store::write(&path, &state).expect("first write");
+    let size = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "the recorder's write of {RECORDS} components ({} KB) with {CHANGED_PER_WRITE} records \
+         changed since the last, {RECORDER_WRITES} writes",
+        size / 1024
+    );
+
+    let mut renderer = Renderer::new();
+    let mut writer = Writer::new(path.clone(), state.clone(), None);
+    let (mut render_whole, mut render_again) = (Vec::new(), Vec::new());
+    let (mut write_whole, mut write_now) = (Vec::new(), Vec::new());
+    // The first round renders every record and reads the file once; it is
+    // not measured.
+    for w in 0..=RECORDER_WRITES {
+        let changed = change_some(&mut state, w);
+        let t = Instant::now();
+        let whole_bytes = black_box(store::render(&state).expect("render"));
+        let took_whole = t.elapsed();
+        let t = Instant::now();
+        let again_bytes = if w == 0 {
+            renderer.render_all(&state)
+        } else {
+            renderer.render(&state, &changed)
+        };
+        let again_bytes = black_box(again_bytes.expect("render"));
+        let took_again = t.elapsed();
+        assert!(again_bytes == whole_bytes, "write {w}: the renders differ");
+        let t = Instant::now();
+        store::write(&whole, &state).expect("write");
+        let took_write_whole = t.elapsed();
+        let t = Instant::now();
+        writer.write(|state| change_some(state, w)).expect("write");
+        let took_write_now = t.elapsed();
+        if w > 0 {
+            render_whole.push(took_whole);
+            render_again.push(took_again);
+            write_whole.push(took_write_whole);
+            write_now.push(took_write_now);
+        }
+    }
+    assert!(std::fs::read(&path).unwrap() == std::fs::read(&whole).unwrap());
+    println!(
+        "  render: the whole file {} / unchanged records reused {}   (median per write)",
+        us(median(&mut render_whole)),
+        us(median(&mut render_again))
+    );
+    println!(
+        "  write (temporary file, fsync, rename, directory fsync): rendering the whole file {} / \
+         the recorder's write now (file lock, stamp check, records reused) {}",
+        us(median(&mut write_whole)),
+        us(median(&mut write_now))
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     orchestrator_action::state::git::init();
+
+    recorder_writes();
+    println!();
 
     let dir = tempfile::TempDir::new().unwrap();
     origin(dir.path(), WRITERS);

@@ -29,7 +29,7 @@ use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
 use crate::state::publish::{self, Claim, LOCAL_TTL, Publisher};
-use crate::state::recorder::Recorder;
+use crate::state::recorder::{Keeping, Recorder};
 use crate::state::{StateFile, Target};
 
 /// How long a stopped component gets between SIGINT and SIGKILL. Short
@@ -122,15 +122,23 @@ pub(super) fn run(
             }
             Err(e) => {
                 // Give back what this run took before it stopped.
-                Publisher::new(store.clone(), locked, claim.clone()).finish();
+                Publisher::new(store.clone(), locked, claim.clone()).finish(&[]);
                 return Err(e.into());
             }
         }
     }
     // From here on the lock is held: every way out goes through
-    // `publisher.finish()`, which releases it. Plan again: taking the lock
+    // `publisher.finish()`, which releases it (in local mode, unless the
+    // recorder's last write already has). Plan again: taking the lock
     // brought in what other runs recorded since. The files were
     // fingerprinted a moment ago, and are not again.
+    let keeping = if store.is_shared() {
+        Keeping::Git
+    } else {
+        Keeping::Local {
+            release: Some(claim.holder(SystemTime::now())),
+        }
+    };
     let publisher = Publisher::new(store.clone(), locked, claim);
     let replanned = engine::reread(&config, &env, observations)
         .map_err(Failure::from)
@@ -138,12 +146,12 @@ pub(super) fn run(
     let (observations, plans) = match replanned {
         Ok(prepared) => prepared,
         Err(failure) => {
-            publisher.finish();
+            publisher.finish(&[]);
             return Err(failure);
         }
     };
     if plans.iter().all(|p| p.to_run().next().is_none()) {
-        let published = publisher.finish();
+        let published = publisher.finish(&[]);
         nothing_to_do(run_id, &env, args.format, out)?;
         return published_exit(published, 0);
     }
@@ -180,7 +188,7 @@ pub(super) fn run(
         })
         .collect();
     let mut publisher = publisher;
-    let mut recorder = Recorder::new(states, Some(run), fingerprinter.head_commit());
+    let mut recorder = Recorder::new(states, Some(run), fingerprinter.head_commit(), keeping);
     let mut terminal = Terminal::new();
     let mut actions_log = ActionsLog::new();
     let mut logs = Logs::new(&config.root, run_id);
@@ -239,8 +247,9 @@ pub(super) fn run(
     });
     // The last state write started when the run finished; the final push
     // reads the records it leaves, and the result names the pushed commit.
-    let state_errors = recorder.finish();
-    let published = publisher.finish();
+    let recorded = recorder.finish();
+    let published = publisher.finish(&recorded.released);
+    let state_errors = recorded.errors;
     let multi_cloud = clouds.len() > 1;
     match args.format {
         Format::Json => out.write_all(

@@ -175,6 +175,12 @@ pub fn release(lock: &mut Option<Lock>, claim: &Holder) -> bool {
     released
 }
 
+/// Removes this run's claim; returns the history note saying so, or `None`
+/// when it held nothing.
+pub fn release_noted(lock: &mut Option<Lock>, claim: &Holder) -> Option<String> {
+    release(lock, claim).then(|| format!("lock released by run {}", claim.run))
+}
+
 /// Removes the claims `gone` says have ended; returns them.
 pub fn remove_gone(lock: &mut Option<Lock>, gone: &dyn Fn(&Holder) -> bool) -> Vec<Holder> {
     let Some(l) = lock.as_mut() else {

@@ -10,8 +10,11 @@
 //!
 //! [`model`] is the format and [`lock`] the run lock inside it, both pure;
 //! [`merge`] combines two copies, pure; [`store`] reads and writes files
-//! atomically; [`git`] talks to the repository; [`recorder`] and
-//! [`publish`] follow a run and keep the local copy and the branch current.
+//! atomically, and [`render`] renders one again after a few records
+//! changed; [`git`] talks to the repository; [`recorder`] and [`publish`]
+//! follow a run and keep the local copy and the branch current, the
+//! recorder writing through a [`writer`] that shares the file with other
+//! processes.
 
 pub mod git;
 pub mod lock;
@@ -19,8 +22,10 @@ pub mod merge;
 pub mod model;
 pub mod publish;
 pub mod recorder;
+pub mod render;
 pub mod store;
 pub mod sync;
+pub mod writer;
 
 pub use lock::{Holder, Lock};
 pub use model::{

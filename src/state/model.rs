@@ -102,6 +102,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order a component may go through them.
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Skipped,
+        Status::Cancelled,
+        Status::Destroyed,
+    ];
+
     /// The status as the file spells it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -500,15 +511,7 @@ mod tests {
 
     #[test]
     fn statuses_are_spelled_in_lowercase_as_in_the_file() {
-        for status in [
-            Status::Pending,
-            Status::Running,
-            Status::Succeeded,
-            Status::Failed,
-            Status::Skipped,
-            Status::Cancelled,
-            Status::Destroyed,
-        ] {
+        for status in Status::ALL {
             let json = serde_json::to_string(&status).unwrap();
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }

@@ -234,10 +234,9 @@ fn publish(
         let holder = claim.holder(now);
         let mut notes = Vec::new();
         let lock_changed = if ending {
-            let released = lock::release(&mut state.lock, &holder);
-            if released {
-                notes.push(format!("lock released by run {}", claim.id));
-            }
+            let note = lock::release_noted(&mut state.lock, &holder);
+            let released = note.is_some();
+            notes.extend(note);
             released
         } else {
             renew && lock::renew(&mut state.lock, &holder, holder.expires_at)
@@ -293,7 +292,8 @@ pub struct Publisher {
 impl Publisher {
     /// Starts publishing for `targets` (the run's clouds) under `claim`.
     /// In local mode nothing is pushed while the run goes: the recorder
-    /// writes the local copy, and [`Publisher::finish`] releases the lock.
+    /// writes the local copy and its last write releases the lock, or else
+    /// [`Publisher::finish`] does.
     pub fn new(store: Arc<Store>, targets: Vec<Target>, claim: Claim) -> Publisher {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
@@ -327,8 +327,10 @@ impl Publisher {
     /// Stops the pushes in the background, then merges the final records
     /// (read from the local copy, so call this after the recorder has
     /// finished) and releases the lock, updating the local copy to what
-    /// the branch now holds.
-    pub fn finish(mut self) -> Report {
+    /// the branch now holds. In local mode the recorder's last write has
+    /// already released the lock of the clouds in `released`: those are
+    /// left alone.
+    pub fn finish(mut self, released: &[CloudName]) -> Report {
         if let Ok(mut p) = self.shared.pending.lock() {
             p.closing = true;
         }
@@ -346,6 +348,9 @@ impl Publisher {
         let mut clouds: Vec<&CloudName> = self.targets.keys().collect();
         clouds.sort();
         for cloud in clouds {
+            if !self.store.is_shared() && released.contains(cloud) {
+                continue;
+            }
             let target = &self.targets[cloud];
             let names = touched.get(cloud).cloned().unwrap_or_default();
             account(

@@ -1,21 +1,31 @@
 //! Records a run in the state files as it happens.
 //!
 //! Each component's start and end are queued for a writer thread per file,
-//! which owns that cloud's state: it applies what was queued and persists
-//! the result, at most once every [`WRITE_INTERVAL`]. A run of many quick
-//! components therefore costs a few dozen writes, not a full rewrite with
-//! fsync per event, and a crash loses at most the last interval's changes
-//! (those components run again on resume). The run waits for the last write
+//! which applies what was queued and persists the result, at most once
+//! every [`WRITE_INTERVAL`]. A run of many quick components therefore costs
+//! a few dozen writes, not a full rewrite with fsync per event, and a crash
+//! loses at most the last interval's changes (those components run again on
+//! resume). Each change still gets a serial and a history entry of its own,
+//! however many go out in one write. The run waits for the last write
 //! before it ends.
+//!
+//! The writes go through a [`Writer`], so the file can be shared: each
+//! takes the file lock (in local mode) and carries this run's records into
+//! whatever other processes wrote since, and only the records that changed
+//! are serialized again. In local mode the last write of each file also
+//! gives back the run's lock claim, with the history entry [`super::publish`]
+//! would write for it, which leaves the publisher nothing to read or write
+//! at the end.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::lock::{self, Holder};
 use super::model::{ComponentRecord, RecordAction, RunInfo, StateFile, Status, Timestamp};
-use super::store;
+use super::writer::Writer;
 use crate::config::{CloudName, ComponentName};
 use crate::events::{Event, Subscriber};
 use crate::plan::Action;
@@ -26,7 +36,17 @@ pub const WRITE_INTERVAL: Duration = Duration::from_millis(25);
 /// A subscriber that keeps the state files up to date during a run.
 pub struct Recorder {
     files: HashMap<CloudName, File>,
-    errors: Arc<Mutex<Vec<String>>>,
+    outcome: Arc<Mutex<Outcome>>,
+}
+
+/// What the writes of a run came to.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Why writes failed, each naming its file.
+    pub errors: Vec<String>,
+    /// The clouds whose last write gave back the run's lock claim (or found
+    /// it gone already).
+    pub released: Vec<CloudName>,
 }
 
 struct File {
@@ -73,18 +93,45 @@ enum Change {
 struct Run {
     info: Option<RunInfo>,
     commit: Option<String>,
+    /// The lock claim each file's last write gives back.
+    release: Option<Holder>,
+}
+
+/// Where the run keeps its state, as far as the recorder is concerned.
+pub enum Keeping {
+    /// In the working tree only. Every write takes the file lock, as the
+    /// store's local transactions do, and each file's last write gives
+    /// back `release`, the run's lock claim.
+    Local {
+        /// The run's lock claim.
+        release: Option<Holder>,
+    },
+    /// On a git branch too: the store writes the local copy without the
+    /// file lock and the publisher releases the run's claim, so the
+    /// recorder does neither.
+    Git,
 }
 
 impl Recorder {
-    /// A recorder for the given state files, each with its current content
-    /// (or a new state). `commit` is the git commit being deployed.
+    /// A recorder for the given state files, each with its content as the
+    /// run read it (or a new state). `commit` is the git commit being
+    /// deployed.
     pub fn new(
         files: Vec<(CloudName, PathBuf, StateFile)>,
         run: Option<RunInfo>,
         commit: Option<String>,
+        keeping: Keeping,
     ) -> Recorder {
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let run = Arc::new(Run { info: run, commit });
+        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let (release, locking) = match keeping {
+            Keeping::Local { release } => (release, true),
+            Keeping::Git => (None, false),
+        };
+        let run = Arc::new(Run {
+            info: run,
+            commit,
+            release,
+        });
         let files = files
             .into_iter()
             .map(|(cloud, path, state)| {
@@ -96,33 +143,34 @@ impl Recorder {
                     }),
                     wake: Condvar::new(),
                 });
-                let writer = {
-                    let shared = shared.clone();
-                    let errors = errors.clone();
-                    let run = run.clone();
-                    std::thread::spawn(move || write_loop(&path, state, &run, &shared, &errors))
+                let thread = {
+                    let writer = Writer::new(path, state, run.info.clone());
+                    let writer = if locking { writer } else { writer.unlocked() };
+                    let (cloud, shared, outcome, run) =
+                        (cloud.clone(), shared.clone(), outcome.clone(), run.clone());
+                    std::thread::spawn(move || write_loop(writer, &cloud, &run, &shared, &outcome))
                 };
                 (
                     cloud,
                     File {
                         shared,
-                        writer: Some(writer),
+                        writer: Some(thread),
                     },
                 )
             })
             .collect();
-        Recorder { files, errors }
+        Recorder { files, outcome }
     }
 
-    /// Waits for every pending write; returns the errors writes met.
-    pub fn finish(&mut self) -> Vec<String> {
+    /// Waits for every pending write; returns what the writes came to.
+    pub fn finish(&mut self) -> Outcome {
         self.close();
         for file in self.files.values_mut() {
             if let Some(writer) = file.writer.take() {
                 let _ = writer.join();
             }
         }
-        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+        self.outcome.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Tells the writers that nothing more will come: each writes what it
@@ -160,53 +208,84 @@ impl Drop for Recorder {
 }
 
 fn write_loop(
-    path: &std::path::Path,
-    mut state: StateFile,
+    mut writer: Writer,
+    cloud: &CloudName,
     run: &Run,
     shared: &Shared,
-    errors: &Mutex<Vec<String>>,
+    outcome: &Mutex<Outcome>,
 ) {
+    let mut release = run.release.as_ref();
     let mut last_write: Option<Instant> = None;
     loop {
-        let changes = {
-            let Ok(mut p) = shared.pending.lock() else {
-                return;
-            };
-            while p.changes.is_empty() && !p.closing {
-                p.idle = true;
-                p = match shared.wake.wait(p) {
-                    Ok(p) => p,
-                    Err(_) => return,
-                };
-            }
-            p.idle = false;
-            if p.changes.is_empty() {
-                return; // closing, and everything is written
-            }
-            // Let changes gather until the interval since the last write is
-            // over, unless the run is ending.
-            let due = last_write.map(|t| t + WRITE_INTERVAL);
-            while let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
-                if p.closing {
-                    break;
-                }
-                p = match shared.wake.wait_timeout(p, wait) {
-                    Ok((p, _)) => p,
-                    Err(_) => return,
-                };
-            }
-            std::mem::take(&mut p.changes)
+        let Some((changes, closing)) = next_batch(shared, last_write) else {
+            return;
         };
-        for change in changes {
-            apply(&mut state, change, run);
+        // The claim goes with the first write after the run ends, with
+        // changes or without; when that write fails, the publisher
+        // releases it.
+        let release = if closing { release.take() } else { None };
+        if changes.is_empty() && release.is_none() {
+            return; // closing, and everything is written
         }
         last_write = Some(Instant::now());
-        if let Err(e) = store::write(path, &state) {
-            if let Ok(mut errors) = errors.lock() {
-                errors.push(e.to_string());
-            }
+        let written = writer.write(|state| record(state, changes, run, release));
+        let Ok(mut outcome) = outcome.lock() else {
+            return;
+        };
+        match written {
+            Ok(()) if release.is_some() => outcome.released.push(cloud.clone()),
+            Ok(()) => {}
+            Err(e) => outcome.errors.push(e.to_string()),
         }
     }
+}
+
+/// Waits for changes and takes them, once the interval since the last
+/// write is over or the run is ending; says whether it is. `None` when the
+/// recorder is gone.
+fn next_batch(shared: &Shared, last_write: Option<Instant>) -> Option<(Vec<Change>, bool)> {
+    let mut p = shared.pending.lock().ok()?;
+    while p.changes.is_empty() && !p.closing {
+        p.idle = true;
+        p = shared.wake.wait(p).ok()?;
+    }
+    p.idle = false;
+    // Let changes gather until the interval since the last write is over,
+    // unless the run is ending.
+    let due = last_write.map(|t| t + WRITE_INTERVAL);
+    while let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
+        if p.closing {
+            break;
+        }
+        p = shared.wake.wait_timeout(p, wait).ok()?.0;
+    }
+    Some((std::mem::take(&mut p.changes), p.closing))
+}
+
+/// Records `changes` in `state`, a serial each, then takes `release`'s
+/// claim out of the lock, in a serial of its own. Returns the components
+/// recorded.
+///
+/// The release does not share the serial of the last change: whether that
+/// change is still waiting when the run ends depends on timing, and the
+/// history of one run should not.
+fn record(
+    state: &mut StateFile,
+    changes: Vec<Change>,
+    run: &Run,
+    release: Option<&Holder>,
+) -> Vec<ComponentName> {
+    let mut names = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (name, record, at) = next_record(state, change, run);
+        state.record([(name.clone(), record)], run.info.clone(), at);
+        names.push(name);
+    }
+    if let Some(note) = release.and_then(|holder| lock::release_noted(&mut state.lock, holder)) {
+        let now = Timestamp::from(SystemTime::now());
+        state.bump(BTreeMap::new(), run.info.clone(), now, Some(note));
+    }
+    names
 }
 
 fn record_action(action: Action) -> RecordAction {
@@ -216,9 +295,14 @@ fn record_action(action: Action) -> RecordAction {
     }
 }
 
-/// Records one change in `state`, bumping its serial.
-fn apply(state: &mut StateFile, change: Change, run: &Run) {
-    let (component, record, at) = match change {
+/// The record `change` makes of its component's record in `state`, taken
+/// out of it, and when the change happened.
+fn next_record(
+    state: &mut StateFile,
+    change: Change,
+    run: &Run,
+) -> (ComponentName, ComponentRecord, Timestamp) {
+    match change {
         Change::Started {
             component,
             action,
@@ -235,7 +319,7 @@ fn apply(state: &mut StateFile, change: Change, run: &Run) {
             record.attempts = 0;
             record.error = None;
             record.run = run.info.clone();
-            (component, record, at)
+            (component, record, Timestamp::from(at))
         }
         Change::Finished {
             component,
@@ -266,10 +350,9 @@ fn apply(state: &mut StateFile, change: Change, run: &Run) {
                 record.commit = run.commit.clone();
                 record.outputs = outputs;
             }
-            (component, record, finished_at)
+            (component, record, Timestamp::from(finished_at))
         }
-    };
-    state.record([(component, record)], run.info.clone(), Timestamp::from(at));
+    }
 }
 
 impl Subscriber for Recorder {
@@ -332,6 +415,7 @@ mod tests {
             )],
             Some(run.clone()),
             Some("abc123".to_string()),
+            Keeping::Local { release: None },
         );
         let target = |name: &str| Target {
             cloud: cloud.clone(),
@@ -371,9 +455,11 @@ mod tests {
         ] {
             recorder.on_event(&event);
         }
-        assert!(recorder.finish().is_empty());
+        assert!(recorder.finish().errors.is_empty());
 
-        let state = store::read(&path, &env, &cloud).unwrap().unwrap();
+        let state = crate::state::store::read(&path, &env, &cloud)
+            .unwrap()
+            .unwrap();
         assert_eq!(state.serial, 4);
         let statuses: Vec<(u64, Vec<String>)> = state
             .history
@@ -405,5 +491,90 @@ mod tests {
         assert_eq!(dns.error.as_deref(), Some("exited with code 1"));
         assert_eq!(dns.fingerprint, None, "a failure records no new inputs");
         assert!(dns.outputs.is_empty());
+    }
+
+    fn holder(run: u64) -> Holder {
+        let now = Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        Holder {
+            actor: None,
+            attempt: 1,
+            components: None,
+            expires_at: now,
+            host: None,
+            pid: None,
+            run,
+            started_at: now,
+            url: None,
+        }
+    }
+
+    /// A state file whose lock holds a claim of each of `runs`, and a
+    /// recorder of it that gives back the claim of run 42.
+    fn locked_by(dir: &std::path::Path, runs: &[u64]) -> (PathBuf, Recorder) {
+        let path = dir.join("dev-aws.json");
+        let aws = CloudName::parse("aws").unwrap();
+        let mut state = StateFile::new(EnvName::parse("dev").unwrap(), aws.clone());
+        state.lock = Some(crate::state::Lock {
+            holders: runs.iter().map(|&run| holder(run)).collect(),
+        });
+        crate::state::store::write(&path, &state).unwrap();
+        let files = vec![(aws, path.clone(), state)];
+        let keeping = Keeping::Local {
+            release: Some(holder(42)),
+        };
+        (path.clone(), Recorder::new(files, None, None, keeping))
+    }
+
+    fn read(path: &std::path::Path) -> StateFile {
+        crate::state::store::parse(path, &std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_last_write_gives_back_the_claim_after_the_last_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut recorder) = locked_by(dir.path(), &[41, 42]);
+        let aws = CloudName::parse("aws").unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        recorder.on_event(&Event::Started {
+            target: Target {
+                cloud: aws.clone(),
+                component: ComponentName::parse("net").unwrap(),
+            },
+            action: Action::Create,
+            at,
+        });
+        recorder.on_event(&Event::RunFinished {
+            result: RunResult::Succeeded,
+        });
+        let outcome = recorder.finish();
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert_eq!(outcome.released, [aws]);
+
+        let state = read(&path);
+        assert_eq!(state.serial, 2, "the start, then the release");
+        assert_eq!(state.history[0].note, None);
+        let entry = &state.history[1];
+        assert_eq!(entry.note.as_deref(), Some("lock released by run 42"));
+        assert!(entry.changes.is_empty());
+        assert_eq!(entry.run, None, "the run the recorder was given");
+        let holders = &state.lock.as_ref().unwrap().holders;
+        assert_eq!(holders.len(), 1);
+        assert_eq!(holders[0].run, 41, "another run's claim stays");
+    }
+
+    #[test]
+    fn a_release_with_nothing_else_to_record_is_written_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut recorder) = locked_by(dir.path(), &[42]);
+        let outcome = recorder.finish();
+        assert_eq!(outcome.released, [CloudName::parse("aws").unwrap()]);
+        let state = read(&path);
+        assert_eq!(state.lock, None);
+        assert_eq!(state.serial, 1);
+        assert!(state.history[0].changes.is_empty());
+        assert_eq!(
+            state.history[0].note.as_deref(),
+            Some("lock released by run 42")
+        );
     }
 }

@@ -9,13 +9,15 @@
 //! [`write`] trusts its caller: it replaces whatever is there. Read first
 //! (or use [`update`], which does), so a corrupt file or one from a newer
 //! orchestrator is refused and left for a person to look at instead of being
-//! overwritten.
+//! overwritten. Processes that write one file take turns under its
+//! [`FileLock`]; a write returns the [`Stamp`] of the file it put in place,
+//! so its writer can tell later whether someone else has written since.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::model::{SCHEMA_VERSION, StateFile};
@@ -55,10 +57,17 @@ pub fn read(
     Ok(Some(state))
 }
 
-/// Writes `state` to `path` atomically, creating the directory if needed.
-/// Replaces whatever is there: read the old file first (see [`update`]).
-pub fn write(path: &Path, state: &StateFile) -> Result<(), StateError> {
+/// Writes `state` to `path` atomically, creating the directory if needed,
+/// and returns the new file's stamp. Replaces whatever is there: read the
+/// old file first (see [`update`]).
+pub fn write(path: &Path, state: &StateFile) -> Result<Stamp, StateError> {
     let bytes = render(state).map_err(|e| StateError::io(path, "serialize", e.into()))?;
+    write_rendered(path, &bytes)
+}
+
+/// Writes `bytes`, a state as [`render`] gives it, to `path` as [`write`]
+/// does, and returns the new file's stamp.
+pub fn write_rendered(path: &Path, bytes: &[u8]) -> Result<Stamp, StateError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -81,16 +90,84 @@ pub fn write(path: &Path, state: &StateFile) -> Result<(), StateError> {
     let written = temp
         .as_file()
         .set_permissions(Permissions::from_mode(FILE_MODE))
-        .and_then(|()| temp.write_all(&bytes))
+        .and_then(|()| temp.write_all(bytes))
         .and_then(|()| temp.as_file().sync_all());
     written.map_err(|e| StateError::io(path, "write", e))?;
     // On failure the temporary file is dropped, which deletes it.
-    temp.persist(path)
+    let file = temp
+        .persist(path)
         .map_err(|e| StateError::io(path, "replace", e.error))?;
+    // Taken from the file itself after the rename (which may change its
+    // change time), so nothing written by others in between can slip in.
+    let stamp = file
+        .metadata()
+        .map(|m| Stamp::of(&m))
+        .map_err(|e| StateError::io(path, "inspect", e))?;
     // The rename is only durable once the directory entry is on disk.
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| StateError::io(path, "sync the directory of", e))
+        .map_err(|e| StateError::io(path, "sync the directory of", e))?;
+    Ok(stamp)
+}
+
+/// One version of a state file on disk, as the file system tells it apart:
+/// which file (device and inode), its size, and when its content and its
+/// metadata last changed. Any write, rename or edit by anyone changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// The stamp of the file at `path` now; `None` when there is no file.
+pub fn stamp(path: &Path) -> Result<Option<Stamp>, StateError> {
+    match fs::metadata(path) {
+        Ok(meta) => Ok(Some(Stamp::of(&meta))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateError::io(path, "inspect", e)),
+    }
+}
+
+/// An advisory lock on a state file's sibling `.<name>.lock` file, so the
+/// processes that change one state file (runs, `state` commands) do it one
+/// at a time. Released when dropped.
+pub struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
+
+impl FileLock {
+    /// Waits for the lock of the state file at `path` and takes it.
+    pub fn take(path: &Path) -> Result<FileLock, StateError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut name = OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(".lock");
+        let lock_path = dir.join(name);
+        let io = |action, e| StateError::io(&lock_path, action, e);
+        fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("open", e))?;
+        let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io("lock", errno.into()))?;
+        Ok(FileLock(locked))
+    }
 }
 
 /// Reads the state at `path` (or starts a new one), applies `change`, writes
@@ -153,6 +230,16 @@ pub enum StateError {
         /// The cloud the file records.
         cloud: CloudName,
     },
+    /// The file holds another record than the one being written: it was
+    /// replaced (copied over, or created anew) while a run was writing it.
+    Lineage {
+        /// The state file.
+        path: PathBuf,
+        /// The lineage of the record being written.
+        expected: String,
+        /// The lineage the file holds now.
+        found: String,
+    },
 }
 
 impl StateError {
@@ -206,6 +293,15 @@ impl StateError {
                  {expected_environment}-{expected_cloud}",
                 path.display()
             ),
+            StateError::Lineage {
+                path,
+                expected,
+                found,
+            } => format!(
+                "state file {} now holds another record (lineage {found}) than the one this \
+                 run writes (lineage {expected})",
+                path.display()
+            ),
         }
     }
 
@@ -239,6 +335,11 @@ impl StateError {
                 "{untouched}; it was probably copied or renamed by hand: move it back to \
                  {environment}-{cloud}.json, or restore this file from the state branch's \
                  git history"
+            ),
+            StateError::Lineage { .. } => format!(
+                "{untouched}; it was replaced while the run was going: keep whichever record \
+                 is right (compare it with the state branch's git history), then apply \
+                 again, which runs the components whose results it lacks"
             ),
         }
     }
@@ -426,6 +527,18 @@ mod tests {
         write(&second, &reread).unwrap();
         assert_eq!(fs::read(&first).unwrap(), fs::read(&second).unwrap());
         assert_eq!(render(&state).unwrap(), fs::read(&first).unwrap());
+    }
+
+    #[test]
+    fn a_write_returns_the_stamp_the_file_keeps_until_it_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dev-aws.json");
+        assert_eq!(stamp(&file).unwrap(), None);
+        let written = write(&file, &sample()).unwrap();
+        assert_eq!(stamp(&file).unwrap(), Some(written));
+        // The same bytes again, as another writer would put them there.
+        write(&file, &sample()).unwrap();
+        assert_ne!(stamp(&file).unwrap(), Some(written));
     }
 
     #[test]

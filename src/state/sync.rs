@@ -11,7 +11,6 @@
 //! [`super::merge`]), so re-applying them never loses anyone's result. In
 //! local mode the same change runs under an advisory file lock.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -433,7 +432,7 @@ impl Store {
         target: &Target,
         change: &mut dyn FnMut(&mut StateFile) -> Result<Option<String>, Refusal>,
     ) -> Result<Written, StoreError> {
-        let _guard = FileLock::take(&target.local)?;
+        let _guard = store::FileLock::take(&target.local)?;
         let mut state = store::read(&target.local, &target.env, &target.cloud)?
             .unwrap_or_else(|| StateFile::new(target.env.clone(), target.cloud.clone()));
         let written = change(&mut state).map_err(StoreError::Refused)?;
@@ -654,36 +653,5 @@ impl Store {
                 Ok((commit, store::parse(&shown, &bytes)?))
             })
             .collect()
-    }
-}
-
-/// An advisory lock on a state file's sibling `.lock` file, so two local
-/// runs change one state file one at a time. Released when dropped.
-struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
-
-impl FileLock {
-    fn take(path: &Path) -> Result<FileLock, StoreError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut name = std::ffi::OsString::from(".");
-        name.push(path.file_name().unwrap_or_default());
-        name.push(".lock");
-        let lock_path = dir.join(name);
-        let io = |action: &'static str, e| {
-            StoreError::from(StateError::Io {
-                path: lock_path.clone(),
-                action,
-                source: e,
-            })
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io("open", e))?;
-        let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| io("lock", errno.into()))?;
-        Ok(FileLock(locked))
     }
 }
