@@ -330,6 +330,10 @@ pub async fn execute(
     let mut finished = Vec::new();
     let pump = async {
         while let Some(mut event) = rx.recv().await {
+            // Components first: whatever else is ready to run (a component
+            // to start after one that just ended) goes before the reports,
+            // which then take every event that came meanwhile in one go.
+            tokio::task::yield_now().await;
             // Everything already waiting is handled before subscribers are
             // told to write out what they buffered.
             loop {
