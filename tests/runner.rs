@@ -677,3 +677,28 @@ async fn each_step_is_announced_before_it_runs() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_step_that_closes_its_output_early_is_still_waited_for() {
+    let dir = TempDir::new().unwrap();
+    // Both pipes close well before the process ends; its exit status and
+    // its last act (the marker file) must still be seen.
+    let job = shell_job(
+        dir.path(),
+        "echo out; echo err >&2; exec >&- 2>&-; sleep 0.3; touch done; exit 3",
+    );
+
+    let ran = run(&job).await;
+
+    assert_eq!(ran.lines(Stream::Stdout), ["out"]);
+    assert_eq!(ran.lines(Stream::Stderr), ["err"]);
+    assert!(
+        matches!(ran.result.outcome, Outcome::Failed { code: Some(3), .. }),
+        "{:?}",
+        ran.result.outcome
+    );
+    assert!(
+        dir.path().join("done").exists(),
+        "the process ran to its end"
+    );
+}

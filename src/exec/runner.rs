@@ -427,8 +427,18 @@ async fn run_step(
     let alarm = sleep_until(deadline);
     tokio::pin!(alarm);
     loop {
-        if status.is_some() && stdout.is_none() && stderr.is_none() {
-            break;
+        if stdout.is_none() && stderr.is_none() {
+            if status.is_some() {
+                break;
+            }
+            // Both pipes close as the process exits, a moment before its
+            // exit is reported; asking at once saves waiting for the report.
+            if let Ok(Some(exited)) = child.try_wait() {
+                status = Some(Ok(exited));
+                group.signal(Signal::SIGKILL);
+                group.disarm();
+                break;
+            }
         }
         let next_alarm = match (&status, stop) {
             (Some(_), _) => drain_until,
