@@ -323,6 +323,41 @@ fn is_executable(m: &std::fs::Metadata) -> bool {
 mod tests {
     use super::*;
 
+    /// Fingerprints are compared with those recorded by earlier versions:
+    /// if this value changes, every deployed component looks changed.
+    #[test]
+    fn fingerprints_stay_what_earlier_versions_recorded() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("c/a")).unwrap();
+        std::fs::create_dir_all(root.join("environments/dev")).unwrap();
+        std::fs::write(root.join("c/a/main.tf"), "x\n").unwrap();
+        std::fs::write(root.join("environments/dev/a.yaml"), "k: v\n").unwrap();
+        std::fs::write(
+            root.join("orchestrator.yaml"),
+            "version: 1\ndefaults:\n  runner: shell\ncomponents:\n  a:\n    path: c/a\n    \
+             env: {X: \"1\"}\n    commands:\n      apply: \"true\"\n\
+             environments:\n  dev: {clouds: [aws, gcp]}\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&root.join("orchestrator.yaml")).unwrap();
+        let env = EnvName::parse("dev").unwrap();
+        let clouds = [
+            CloudName::parse("aws").unwrap(),
+            CloudName::parse("gcp").unwrap(),
+        ];
+        let fingerprinter = Fingerprinter::new(&config);
+        let all = fingerprinter.fingerprints(&config, &env, &clouds);
+        let one = fingerprinter.fingerprint(&config, &env, &clouds[0], &config.components[0]);
+        assert_eq!(all[0][0], one);
+        assert_eq!(all[0][0], all[1][0], "the definition names no cloud");
+        // Recorded by the version before fingerprints were taken in bulk.
+        assert_eq!(
+            all[0][0],
+            "sha256:24c2e4b8a5b9fbe050875fb36a5a0ca5d4e9b749db3aafdcc3b61b355f9be4a7"
+        );
+    }
+
     #[test]
     fn a_change_belongs_to_its_directory_and_the_directories_above_only() {
         let mut changed: Vec<Vec<u8>> = ["c/net2/extra.tf", "c/app/a/b.tf", "readme.md"]

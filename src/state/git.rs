@@ -70,8 +70,11 @@ pub fn init() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
         let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `init` runs before the runtime or any other thread
-        // starts, which is what these functions require.
+        // SAFETY: the binary calls `init` from `main` before any other
+        // thread exists, which is what these functions require; the calls
+        // in `discover` and the state store then do nothing. (A process
+        // that never calls it, like a test, has libgit2 start on first use,
+        // as git2 would start it anyway.)
         unsafe {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms(CONNECT_TIMEOUT));
             let _ = git2::opts::set_server_timeout_in_milliseconds(ms(READ_TIMEOUT));
