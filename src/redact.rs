@@ -342,6 +342,8 @@ impl Subscriber for Redacting<'_> {
                     command,
                 }),
             },
+            // Most records hold nothing to mask, and go on without a copy.
+            Event::Finished(f) if self.redactor.leaves_alone(f) => self.send(event),
             Event::Finished(f) => {
                 let mut f = f.clone();
                 self.redactor.redact_finished(&mut f);
@@ -359,6 +361,15 @@ impl Subscriber for Redacting<'_> {
 }
 
 impl Redactor {
+    /// Whether [`Redactor::redact_finished`] would leave `f` as it is: no
+    /// outputs, and nothing to mask in its error and last lines.
+    fn leaves_alone(&self, f: &crate::events::Finished) -> bool {
+        let untouched = |text: &str| matches!(self.redact(text), Cow::Borrowed(_));
+        f.outputs.is_empty()
+            && f.error.as_deref().is_none_or(untouched)
+            && f.tail.iter().all(|line| untouched(line))
+    }
+
     /// Masks what a finished component carries: its error, its last lines
     /// and its outputs.
     pub fn redact_finished(&self, f: &mut crate::events::Finished) {
@@ -386,6 +397,74 @@ mod tests {
 
     fn default() -> Redactor {
         Redactor::new(&crate::config::DEFAULT_SECRET_KEYS)
+    }
+
+    /// Keeps what it is sent.
+    struct Kept(Vec<Event>);
+
+    impl Subscriber for Kept {
+        fn on_event(&mut self, event: &Event) {
+            self.0.push(event.clone());
+        }
+    }
+
+    #[test]
+    fn finished_records_reach_subscribers_masked_and_only_when_needed() {
+        use crate::config::{CloudName, ComponentName};
+        use crate::events::{Finished, Status, Target};
+        let mut r = default();
+        r.add_secrets(["hunter2hunter2".to_string()]);
+        let finished = |error: &str, tail: &[&str], outputs: Value| {
+            Event::Finished(Box::new(Finished {
+                target: Target {
+                    cloud: CloudName::parse("aws").unwrap(),
+                    component: ComponentName::parse("db").unwrap(),
+                },
+                action: crate::plan::Action::Create,
+                status: Status::Failed,
+                attempts: 1,
+                started_at: None,
+                finished_at: std::time::SystemTime::UNIX_EPOCH,
+                error: Some(error.to_string()),
+                fingerprint: "sha256:0".to_string(),
+                outputs: outputs.as_object().cloned().unwrap_or_default(),
+                tail: tail.iter().map(|l| l.to_string()).collect(),
+            }))
+        };
+        let plain = finished("exited with code 1", &["no route"], Value::Null);
+        let secret_error = finished("login hunter2hunter2 refused", &[], Value::Null);
+        let secret_tail = finished("exited", &["ok", "pw=hunter2hunter2"], Value::Null);
+        let secret_output = finished(
+            "exited",
+            &[],
+            serde_json::json!({"password": "x", "url": "u"}),
+        );
+        let mut kept = Kept(Vec::new());
+        {
+            let mut redacting = Redacting::new(&r, vec![&mut kept]);
+            for e in [&plain, &secret_error, &secret_tail, &secret_output] {
+                redacting.on_event(e);
+            }
+        }
+        let got: Vec<&Finished> = kept
+            .0
+            .iter()
+            .map(|e| match e {
+                Event::Finished(f) => f.as_ref(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got[0].error.as_deref(), Some("exited with code 1"));
+        assert_eq!(got[0].tail, ["no route"]);
+        for f in &got[1..] {
+            let text = format!("{:?} {:?} {:?}", f.error, f.tail, f.outputs);
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert_ne!(
+            got[3].outputs["password"], "x",
+            "a secret-looking key is masked"
+        );
+        assert_eq!(got[3].outputs["url"], "u");
     }
 
     #[test]

@@ -444,7 +444,9 @@ impl Subscriber for Publisher {
                 p.dirty = true;
             }
         }
-        if finished {
+        // Only the thread that pushes waits to be woken; in local mode
+        // there is none.
+        if finished && self.thread.is_some() {
             self.shared.wake.notify_all();
         }
     }
