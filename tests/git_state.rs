@@ -735,3 +735,91 @@ fn plan_in_a_fresh_clone_reads_what_other_jobs_pushed() {
         ]
     );
 }
+
+#[test]
+fn a_run_pushes_its_own_records_even_if_its_checkout_copy_was_rewritten_meanwhile() {
+    use std::time::{Duration, SystemTime};
+
+    use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
+    use orchestrator_action::events::{Event, Finished, Status, Subscriber, Target};
+    use orchestrator_action::plan::Action;
+    use orchestrator_action::state::lock::LOCK_TTL;
+    use orchestrator_action::state::publish::{self, Claim, Publisher};
+    use orchestrator_action::state::recorder::{Keeping, Recorder};
+    use orchestrator_action::state::sync::Options;
+    use orchestrator_action::state::{RunInfo, Store, store};
+
+    let fleet = Fleet::new(1, "true");
+    let job = fleet.clone("job");
+    let config = config::load(&job.join("orchestrator.yaml")).unwrap();
+    let store = Arc::new(Store::open(&config, Options::default()).unwrap());
+    assert!(store.is_shared(), "{}", store.describe());
+    let (env, cloud) = (
+        EnvName::parse("dev").unwrap(),
+        CloudName::parse("aws").unwrap(),
+    );
+    let target = store.target(&env, &cloud);
+    let run = RunInfo {
+        id: 7,
+        attempt: 1,
+        url: None,
+        actor: None,
+    };
+    let claim = Claim {
+        id: 7,
+        run: run.clone(),
+        host: None,
+        components: None,
+        ttl: LOCK_TTL,
+    };
+    publish::take_lock(&store, &target, &claim, Duration::ZERO, |_| {}).unwrap();
+    let before_the_run = std::fs::read(&target.local).unwrap();
+    let state = store::read(&target.local, &env, &cloud).unwrap().unwrap();
+    let mut recorder = Recorder::new(
+        vec![(cloud.clone(), target.local.clone(), state)],
+        Some(run),
+        None,
+        Keeping::Git,
+    );
+    let mut publisher = Publisher::new(store.clone(), vec![target.clone()], claim);
+    let component = Target {
+        cloud: cloud.clone(),
+        component: ComponentName::parse("c00").unwrap(),
+    };
+    let now = SystemTime::now();
+    for event in [
+        Event::Started {
+            target: component.clone(),
+            action: Action::Create,
+            at: now,
+        },
+        Event::Finished(Box::new(Finished {
+            target: component,
+            action: Action::Create,
+            status: Status::Succeeded,
+            attempts: 1,
+            started_at: Some(now),
+            finished_at: now,
+            error: None,
+            fingerprint: "sha256:c00".into(),
+            outputs: Default::default(),
+            tail: Vec::new(),
+        })),
+    ] {
+        recorder.on_event(&event);
+        publisher.on_event(&event);
+    }
+    let recorded = recorder.finish();
+    assert!(recorded.errors.is_empty(), "{:?}", recorded.errors);
+
+    // Another process working in the same checkout puts back an older copy
+    // after this run's last write and before its last push.
+    std::fs::write(&target.local, &before_the_run).unwrap();
+    let report = publisher.finish(&recorded);
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let pushed = fleet.state();
+    assert_eq!(status(&pushed, "c00"), "succeeded", "{pushed}");
+    assert_eq!(pushed["components"]["c00"]["fingerprint"], "sha256:c00");
+    assert_eq!(pushed["lock"], Value::Null, "the lock is released");
+}

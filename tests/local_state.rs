@@ -296,7 +296,7 @@ fn when_the_recorders_last_write_fails_the_publisher_still_gives_back_the_lock()
 
     // Repaired by hand, the file gets the lock released by the publisher.
     std::fs::write(&target.local, &locked).unwrap();
-    let report = publisher.finish(&outcome.released);
+    let report = publisher.finish(&outcome);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let state = store::read(&target.local, &target.env, &target.cloud)
         .unwrap()
@@ -316,7 +316,7 @@ fn after_the_recorders_last_write_the_publisher_has_nothing_left_to_write() {
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert_eq!(outcome.released, std::slice::from_ref(&target.cloud));
     let released = std::fs::read(&target.local).unwrap();
-    let report = publisher.finish(&outcome.released);
+    let report = publisher.finish(&outcome);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(std::fs::read(&target.local).unwrap(), released);
     let state = store::read(&target.local, &target.env, &target.cloud)

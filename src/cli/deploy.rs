@@ -29,7 +29,7 @@ use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
 use crate::state::publish::{self, Claim, LOCAL_TTL, Publisher};
-use crate::state::recorder::{Keeping, Recorder};
+use crate::state::recorder::{Keeping, Outcome, Recorder};
 use crate::state::{StateFile, Target};
 
 /// How long a stopped component gets between SIGINT and SIGKILL. Short
@@ -122,7 +122,7 @@ pub(super) fn run(
             }
             Err(e) => {
                 // Give back what this run took before it stopped.
-                Publisher::new(store.clone(), locked, claim.clone()).finish(&[]);
+                Publisher::new(store.clone(), locked, claim.clone()).finish(&Outcome::default());
                 return Err(e.into());
             }
         }
@@ -146,12 +146,12 @@ pub(super) fn run(
     let (observations, plans) = match replanned {
         Ok(prepared) => prepared,
         Err(failure) => {
-            publisher.finish(&[]);
+            publisher.finish(&Outcome::default());
             return Err(failure);
         }
     };
     if plans.iter().all(|p| p.to_run().next().is_none()) {
-        let published = publisher.finish(&[]);
+        let published = publisher.finish(&Outcome::default());
         nothing_to_do(run_id, &env, args.format, out)?;
         return published_exit(published, 0);
     }
@@ -248,7 +248,7 @@ pub(super) fn run(
     // The last state write started when the run finished; the final push
     // reads the records it leaves, and the result names the pushed commit.
     let recorded = recorder.finish();
-    let published = publisher.finish(&recorded.released);
+    let published = publisher.finish(&recorded);
     let state_errors = recorded.errors;
     let multi_cloud = clouds.len() > 1;
     match args.format {

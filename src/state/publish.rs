@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::lock::{self, Acquired, Holder, RENEW_INTERVAL};
 use super::merge::{self, Ties};
 use super::model::{RunInfo, StateFile, Status, Timestamp};
+use super::recorder::Outcome;
 use super::store;
 use super::sync::{Refusal, Store, StoreError, Target, Written};
 use crate::config::{CloudName, ComponentName};
@@ -225,9 +226,13 @@ fn publish(
     touched: &BTreeSet<ComponentName>,
     ending: bool,
     renew: bool,
+    recorded: Option<&StateFile>,
 ) -> Result<Written, StoreError> {
-    let ours = store::read(&target.local, &target.env, &target.cloud)?
-        .unwrap_or_else(|| StateFile::new(target.env.clone(), target.cloud.clone()));
+    let ours = match recorded {
+        Some(state) => state.clone(),
+        None => store::read(&target.local, &target.env, &target.cloud)?
+            .unwrap_or_else(|| StateFile::new(target.env.clone(), target.cloud.clone())),
+    };
     store.transact(target, ending, |state| {
         let now = SystemTime::now();
         let changes = merge::records(state, &ours, touched, Ties::Ours);
@@ -325,12 +330,14 @@ impl Publisher {
     }
 
     /// Stops the pushes in the background, then merges the final records
-    /// (read from the local copy, so call this after the recorder has
-    /// finished) and releases the lock, updating the local copy to what
-    /// the branch now holds. In local mode the recorder's last write has
-    /// already released the lock of the clouds in `released`: those are
-    /// left alone.
-    pub fn finish(mut self, released: &[CloudName]) -> Report {
+    /// and releases the lock, updating the local copy to what the branch
+    /// now holds. The records come from `recorded`, the recorder's outcome
+    /// (so call this after the recorder has finished), not from the local
+    /// copy, which another process in the same checkout may have rewritten
+    /// since; a cloud the recorder has no state for is read from the file.
+    /// In local mode the recorder's last write has already released the
+    /// lock of the clouds in `recorded.released`: those are left alone.
+    pub fn finish(mut self, recorded: &Outcome) -> Report {
         if let Ok(mut p) = self.shared.pending.lock() {
             p.closing = true;
         }
@@ -348,14 +355,15 @@ impl Publisher {
         let mut clouds: Vec<&CloudName> = self.targets.keys().collect();
         clouds.sort();
         for cloud in clouds {
-            if !self.store.is_shared() && released.contains(cloud) {
+            if !self.store.is_shared() && recorded.released.contains(cloud) {
                 continue;
             }
             let target = &self.targets[cloud];
             let names = touched.get(cloud).cloned().unwrap_or_default();
+            let ours = recorded.states.get(cloud);
             account(
                 &mut report,
-                publish(&self.store, target, &self.claim, &names, true, false),
+                publish(&self.store, target, &self.claim, &names, true, false, ours),
             );
         }
         report
@@ -411,7 +419,7 @@ fn push_loop(store: &Store, shared: &Shared, targets: &HashMap<CloudName, Target
         let mut results = Vec::new();
         for (cloud, target) in targets {
             let names = touched.get(cloud).cloned().unwrap_or_default();
-            results.push(publish(store, target, claim, &names, false, renew));
+            results.push(publish(store, target, claim, &names, false, renew, None));
         }
         last_push = Instant::now();
         if renew {

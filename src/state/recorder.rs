@@ -47,6 +47,10 @@ pub struct Outcome {
     /// The clouds whose last write gave back the run's lock claim (or found
     /// it gone already).
     pub released: Vec<CloudName>,
+    /// Each cloud's state as the run left it, written or not: what the
+    /// publisher merges from, rather than a file another process in the
+    /// same checkout may have rewritten since.
+    pub states: HashMap<CloudName, StateFile>,
 }
 
 struct File {
@@ -148,7 +152,13 @@ impl Recorder {
                     let writer = if locking { writer } else { writer.unlocked() };
                     let (cloud, shared, outcome, run) =
                         (cloud.clone(), shared.clone(), outcome.clone(), run.clone());
-                    std::thread::spawn(move || write_loop(writer, &cloud, &run, &shared, &outcome))
+                    std::thread::spawn(move || {
+                        let mut writer = writer;
+                        write_loop(&mut writer, &cloud, &run, &shared, &outcome);
+                        if let Ok(mut outcome) = outcome.lock() {
+                            outcome.states.insert(cloud, writer.into_state());
+                        }
+                    })
                 };
                 (
                     cloud,
@@ -208,7 +218,7 @@ impl Drop for Recorder {
 }
 
 fn write_loop(
-    mut writer: Writer,
+    writer: &mut Writer,
     cloud: &CloudName,
     run: &Run,
     shared: &Shared,

@@ -78,6 +78,12 @@ impl Writer {
         &self.state
     }
 
+    /// The state, with the changes applied since the last write that
+    /// landed (if one did not).
+    pub fn into_state(self) -> StateFile {
+        self.state
+    }
+
     /// Applies `change` to the newest state of the file and writes the
     /// result, unless nothing changed. `change` must count what it records
     /// with a new serial ([`StateFile::record`] or [`StateFile::bump`]) and
