@@ -38,6 +38,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 /// How many times each measurement is repeated.
 const REPEATS: usize = 5;
 /// How many times the no-op apply (start-up cost) is repeated.
@@ -550,19 +553,7 @@ impl Repo {
             &["add", "-A"],
             &["commit", "-q", "-m", "components"],
         ] {
-            let status = Command::new("git")
-                .args([
-                    "-c",
-                    "user.name=bench",
-                    "-c",
-                    "user.email=bench@example.com",
-                ])
-                .args(args)
-                .current_dir(self.path())
-                .stdout(Stdio::null())
-                .status()
-                .expect("run git");
-            assert!(status.success(), "git {args:?} failed");
+            common::git(self.path(), args);
         }
     }
 

@@ -19,10 +19,13 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::git;
 use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
 use orchestrator_action::state::publish::message;
 use orchestrator_action::state::render::Renderer;
@@ -41,23 +44,6 @@ const RECORDS: usize = 1_000;
 const CHANGED_PER_WRITE: usize = 5;
 /// Writes measured.
 const RECORDER_WRITES: usize = 200;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A bare origin with a config of `n` components, and the directory to
 /// clone it into.
