@@ -215,6 +215,20 @@ mod tests {
         Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs))
     }
 
+    /// Run 1 holding `dns` and run 2 holding `registry`, both until 100.
+    fn dns_and_registry() -> Option<Lock> {
+        let mut lock = None;
+        acquire(&mut lock, claim(1, Some(&["dns"]), 100), at(10), &|_| false);
+        let second = acquire(
+            &mut lock,
+            claim(2, Some(&["registry"]), 100),
+            at(10),
+            &|_| false,
+        );
+        assert_eq!(second, Acquired::Taken { taken_over: vec![] });
+        lock
+    }
+
     fn claim(run: u64, components: Option<&[&str]>, expires: u64) -> Holder {
         Holder {
             actor: Some("octocat".into()),
@@ -249,15 +263,8 @@ mod tests {
 
     #[test]
     fn claims_on_different_components_hold_side_by_side() {
-        let mut lock = None;
-        acquire(&mut lock, claim(1, Some(&["dns"]), 100), at(10), &|_| false);
-        let result = acquire(
-            &mut lock,
-            claim(2, Some(&["registry"]), 100),
-            at(10),
-            &|_| false,
-        );
-        assert_eq!(result, Acquired::Taken { taken_over: vec![] });
+        // Both taken at once: the helper checks the second took nothing over.
+        let mut lock = dns_and_registry();
         let overlapping = acquire(
             &mut lock,
             claim(3, Some(&["registry", "x"]), 100),
@@ -305,14 +312,7 @@ mod tests {
 
     #[test]
     fn releasing_the_last_claim_writes_null() {
-        let mut lock = None;
-        acquire(&mut lock, claim(1, Some(&["dns"]), 100), at(10), &|_| false);
-        acquire(
-            &mut lock,
-            claim(2, Some(&["registry"]), 100),
-            at(10),
-            &|_| false,
-        );
+        let mut lock = dns_and_registry();
         assert!(release(&mut lock, &claim(1, None, 0)));
         assert_eq!(lock.as_ref().unwrap().holders.len(), 1);
         assert!(release(&mut lock, &claim(2, None, 0)));
@@ -322,14 +322,7 @@ mod tests {
 
     #[test]
     fn renewing_moves_only_this_runs_expiry() {
-        let mut lock = None;
-        acquire(&mut lock, claim(1, Some(&["dns"]), 100), at(10), &|_| false);
-        acquire(
-            &mut lock,
-            claim(2, Some(&["registry"]), 100),
-            at(10),
-            &|_| false,
-        );
+        let mut lock = dns_and_registry();
         assert!(renew(&mut lock, &claim(2, None, 0), at(500)));
         let holders = &lock.as_ref().unwrap().holders;
         assert_eq!(holders[0].expires_at, at(100));
@@ -339,14 +332,7 @@ mod tests {
 
     #[test]
     fn clearing_removes_every_claim() {
-        let mut lock = None;
-        acquire(&mut lock, claim(1, Some(&["dns"]), 100), at(10), &|_| false);
-        acquire(
-            &mut lock,
-            claim(2, Some(&["registry"]), 100),
-            at(10),
-            &|_| false,
-        );
+        let mut lock = dns_and_registry();
         assert_eq!(clear(&mut lock).len(), 2);
         assert_eq!(lock, None);
     }

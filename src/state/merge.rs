@@ -90,6 +90,14 @@ mod tests {
         r
     }
 
+    /// Two copies of a state, each with its own record of `dns`.
+    fn dns(theirs: ComponentRecord, ours: ComponentRecord) -> (StateFile, StateFile) {
+        let (mut a, mut b) = (state(), state());
+        a.components.insert(name("dns"), theirs);
+        b.components.insert(name("dns"), ours);
+        (a, b)
+    }
+
     #[test]
     fn records_only_one_side_has_are_copied() {
         let mut theirs = state();
@@ -109,13 +117,10 @@ mod tests {
 
     #[test]
     fn the_later_event_wins_whichever_side_has_it() {
-        let mut theirs = state();
-        theirs
-            .components
-            .insert(name("dns"), record(Status::Succeeded, 1, Some(20)));
-        let mut ours = state();
-        ours.components
-            .insert(name("dns"), record(Status::Failed, 1, Some(10)));
+        let (mut theirs, mut ours) = dns(
+            record(Status::Succeeded, 1, Some(20)),
+            record(Status::Failed, 1, Some(10)),
+        );
         assert!(records(&mut theirs, &ours, [&name("dns")], Ties::Ours).is_empty());
         assert_eq!(theirs.components[&name("dns")].status, Status::Succeeded);
 
@@ -127,26 +132,20 @@ mod tests {
 
     #[test]
     fn a_start_after_the_last_finish_wins_while_it_runs() {
-        let mut theirs = state();
-        theirs
-            .components
-            .insert(name("dns"), record(Status::Succeeded, 1, Some(20)));
-        let mut ours = state();
-        ours.components
-            .insert(name("dns"), record(Status::Running, 30, None));
+        let (mut theirs, ours) = dns(
+            record(Status::Succeeded, 1, Some(20)),
+            record(Status::Running, 30, None),
+        );
         records(&mut theirs, &ours, [&name("dns")], Ties::Theirs);
         assert_eq!(theirs.components[&name("dns")].status, Status::Running);
     }
 
     #[test]
     fn ties_go_to_the_side_asked_for_and_equal_records_change_nothing() {
-        let mut theirs = state();
-        theirs
-            .components
-            .insert(name("dns"), record(Status::Succeeded, 1, Some(5)));
-        let mut ours = state();
-        ours.components
-            .insert(name("dns"), record(Status::Failed, 1, Some(5)));
+        let (mut theirs, ours) = dns(
+            record(Status::Succeeded, 1, Some(5)),
+            record(Status::Failed, 1, Some(5)),
+        );
         assert!(records(&mut theirs.clone(), &ours, [&name("dns")], Ties::Theirs).is_empty());
         assert_eq!(
             records(&mut theirs, &ours, [&name("dns")], Ties::Ours).len(),
