@@ -99,7 +99,13 @@ pub fn take_lock(
     mut waiting: impl FnMut(&Holder),
 ) -> Result<Vec<String>, StoreError> {
     let deadline = Instant::now() + wait;
-    let local = store::read(&target.local, &target.env, &target.cloud)?;
+    // Records the local copy has and the branch lacks go in with the lock.
+    // In local mode the local copy is the state itself: nothing to bring.
+    let local = if store.is_shared() {
+        store::read(&target.local, &target.env, &target.cloud)?
+    } else {
+        None
+    };
     let mut told = false;
     loop {
         let mut notes = Vec::new();
@@ -228,14 +234,18 @@ fn publish(
     renew: bool,
     recorded: Option<&StateFile>,
 ) -> Result<Written, StoreError> {
+    let read;
     let ours = match recorded {
-        Some(state) => state.clone(),
-        None => store::read(&target.local, &target.env, &target.cloud)?
-            .unwrap_or_else(|| StateFile::new(target.env.clone(), target.cloud.clone())),
+        Some(state) => state,
+        None => {
+            read = store::read(&target.local, &target.env, &target.cloud)?
+                .unwrap_or_else(|| StateFile::new(target.env.clone(), target.cloud.clone()));
+            &read
+        }
     };
     store.transact(target, ending, |state| {
         let now = SystemTime::now();
-        let changes = merge::records(state, &ours, touched, Ties::Ours);
+        let changes = merge::records(state, ours, touched, Ties::Ours);
         let holder = claim.holder(now);
         let mut notes = Vec::new();
         let lock_changed = if ending {
