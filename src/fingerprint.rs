@@ -27,10 +27,15 @@ const IGNORED_DIRS: [&str; 4] = [".git", ".terraform", ".terragrunt-cache", ".or
 /// directories is done in a few milliseconds with two.
 const MAX_THREADS: usize = 8;
 
-/// Computes fingerprints for one repository, opening it once.
+/// Computes fingerprints for one repository, opening it once and asking git
+/// for its uncommitted changes once.
 pub struct Fingerprinter {
     root: PathBuf,
     repo: Option<Repository>,
+    /// The repository-relative paths with uncommitted changes, sorted:
+    /// one status of the working tree, taken when first needed. `None`
+    /// inside when there is no status to take.
+    changed: std::cell::OnceCell<Option<Vec<Vec<u8>>>>,
 }
 
 impl Fingerprinter {
@@ -43,7 +48,11 @@ impl Fingerprinter {
         })
         .unwrap_or_else(|_| config.root.clone());
         let repo = crate::state::git::discover(&root).filter(|r| r.workdir().is_some());
-        Fingerprinter { root, repo }
+        Fingerprinter {
+            root,
+            repo,
+            changed: std::cell::OnceCell::new(),
+        }
     }
 
     /// The commit checked out, when in a git repository with one.
@@ -140,22 +149,13 @@ impl Fingerprinter {
         ) else {
             return none();
         };
-        let mut opts = StatusOptions::new();
-        opts.include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false);
-        let Ok(statuses) = repo.statuses(Some(&mut opts)) else {
+        let Some(changed) = self.changed.get_or_init(|| changed_paths(repo)) else {
             return none();
         };
-        let mut changed: Vec<Vec<u8>> = statuses
-            .iter()
-            .map(|entry| entry.path_bytes().to_vec())
-            .collect();
-        changed.sort_unstable();
         dirs.iter()
             .map(|dir| {
                 let rel = dir.strip_prefix(&workdir).ok()?;
-                if holds_change(&changed, rel) {
+                if holds_change(changed, rel) {
                     return None;
                 }
                 let id = if rel.as_os_str().is_empty() {
@@ -167,6 +167,22 @@ impl Fingerprinter {
             })
             .collect()
     }
+}
+
+/// The repository-relative paths of every uncommitted change, untracked
+/// files included, sorted; `None` when git cannot say.
+fn changed_paths(repo: &Repository) -> Option<Vec<Vec<u8>>> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repo.statuses(Some(&mut opts)).ok()?;
+    let mut changed: Vec<Vec<u8>> = statuses
+        .iter()
+        .map(|entry| entry.path_bytes().to_vec())
+        .collect();
+    changed.sort_unstable();
+    Some(changed)
 }
 
 /// Whether any of the sorted repository-relative paths `changed` is `rel`
