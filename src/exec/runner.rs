@@ -435,8 +435,7 @@ async fn run_step(
             // exit is reported; asking at once saves waiting for the report.
             if let Ok(Some(exited)) = child.try_wait() {
                 status = Some(Ok(exited));
-                group.signal(Signal::SIGKILL);
-                group.disarm();
+                group.reaped();
                 break;
             }
         }
@@ -480,13 +479,7 @@ async fn run_step(
             },
             exited = child.wait(), if status.is_none() => {
                 status = Some(exited);
-                // Whatever the leader left behind would hold the pipes open.
-                // Its group id is still safe to signal: while members remain
-                // the kernel keeps the id reserved, and once the group is
-                // empty pids are handed out in sequence, so the id just freed
-                // is not reused within this instant.
-                group.signal(Signal::SIGKILL);
-                group.disarm();
+                group.reaped();
                 drain_until = Some(Instant::now() + DRAIN);
             }
             line = next_line(&mut stdout) => deliver(job, Stream::Stdout, line, &mut stdout, events, attempt),
@@ -631,8 +624,13 @@ impl Group {
         let _ = killpg(self.pgid, signal);
     }
 
-    /// The leader was reaped and the group killed: nothing left to guard.
-    fn disarm(&mut self) {
+    /// The leader was reaped: kills whatever it left behind, which would
+    /// otherwise hold the pipes open, and stops guarding the group. Its id
+    /// is still safe to signal: while members remain the kernel keeps the
+    /// id reserved, and once the group is empty pids are handed out in
+    /// sequence, so the id just freed is not reused within this instant.
+    fn reaped(&mut self) {
+        self.signal(Signal::SIGKILL);
         self.armed = false;
     }
 }
