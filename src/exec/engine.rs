@@ -202,8 +202,7 @@ pub async fn execute(
     };
     // Values files and outputs live in a private directory removed after the
     // run: values may hold secrets, and nothing else needs them. One that a
-    // killed run left behind is removed by the next run.
-    remove_abandoned_scratch(&std::env::temp_dir());
+    // killed run left behind is removed by the next run, once it is over.
     let scratch = match tempfile::Builder::new()
         .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
         .tempdir()
@@ -355,6 +354,7 @@ pub async fn execute(
     };
     let (result, ()) = tokio::join!(work, pump);
     drop(scratch);
+    remove_abandoned_scratch(&std::env::temp_dir());
     (result, finished)
 }
 
