@@ -373,17 +373,12 @@ pub fn remove_abandoned_scratch(tmp: &Path) {
             .to_str()
             .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
             .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
         };
         let mine = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
-        // Signal 0 asks whether the process exists without touching it.
-        let gone = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-        if mine && gone && pid > 0 {
+        if mine && runner::process_gone(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

@@ -643,6 +643,20 @@ impl Drop for Group {
     }
 }
 
+/// Whether no process with id `pid` exists on this machine (any more).
+/// Signal 0 asks without touching it; an id that is not a single process's
+/// (0, or too large) is never taken for gone.
+pub fn process_gone(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    pid > 0
+        && matches!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
 /// Splits a byte stream into lines, replacing invalid UTF-8 and cutting
 /// lines longer than [`MAX_LINE_BYTES`].
 ///

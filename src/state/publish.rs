@@ -171,17 +171,7 @@ fn ended_here(holder: &Holder, host: Option<&str>) -> bool {
     let (Some(pid), Some(theirs), Some(ours)) = (holder.pid, holder.host.as_deref(), host) else {
         return false;
     };
-    if theirs != ours || pid == std::process::id() {
-        return false;
-    }
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks that the process exists without touching it.
-    matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
+    theirs == ours && pid != std::process::id() && crate::exec::runner::process_gone(pid)
 }
 
 /// Pushes the records the local copy has and the branch lacks (left by a
