@@ -335,3 +335,40 @@ fn stale_files(dir: &Path) -> Vec<String> {
         .filter(|n| n.ends_with(".tmp"))
         .collect()
 }
+
+#[test]
+fn the_lock_of_a_run_killed_on_this_machine_is_taken_over_at_once() {
+    let repo = repo(&[("net", &start_then_wait("net", "go"))]);
+    let mut killed = apply(&repo, "net");
+    let started = repo.path().join("net.started");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "net never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed outright: its claim stays in the file, naming its process.
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    repo.write("go", "");
+    let held = state(&repo);
+    assert_eq!(
+        held["lock"]["holders"][0]["pid"].as_u64(),
+        Some(u64::from(killed.id())),
+        "{held:#}"
+    );
+
+    // The next run does not wait out the claim's 24 hours.
+    let out = repo.run(&["apply", "--env", "dev", "--lock-timeout", "0s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "took over the lapsed lock of run {}",
+            held["lock"]["holders"][0]["run"]
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let state = state(&repo);
+    assert!(state["lock"].is_null(), "{state:#}");
+    assert_eq!(state["components"]["net"]["status"], "succeeded");
+}
