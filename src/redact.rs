@@ -73,16 +73,22 @@ impl Redactor {
 
     /// Adds the secret values of every component's values file in `env`.
     pub fn add_environment(&mut self, config: &Config, env: &EnvName) -> Result<(), Report> {
-        let loaded = config
-            .components
-            .iter()
-            .map(|c| Ok((c.name.as_str(), values::load(config, env, &c.name)?)))
-            .collect::<Result<Vec<_>, Report>>()?;
+        let loaded = values::load_all(config, env)?;
+        self.add_loaded(config, &loaded);
+        Ok(())
+    }
+
+    /// Adds the secret values of every component's values, as
+    /// [`values::load_all`] gives them.
+    pub fn add_loaded(&mut self, config: &Config, loaded: &[Value]) {
         self.add_values(
-            loaded.iter().map(|(c, v)| (*c, v)),
+            config
+                .components
+                .iter()
+                .zip(loaded)
+                .map(|(c, v)| (c.name.as_str(), v)),
             &config.secrets.sensitive,
         );
-        Ok(())
     }
 
     /// Adds the secret values of components' values (component name and

@@ -49,7 +49,10 @@ pub(super) fn run(
     check_values(&config, &env)?;
     let run_id = new_run_id();
     let token = crate::github::token(args.store.github.github_token.as_deref());
-    let redactor = super::issue::redactor(&config, &env, token.as_deref())?;
+    // Read once: the redactor learns the secrets in them, and the engine
+    // hands them to the components.
+    let values = crate::config::values::load_all(&config, &env).map_err(Failure::Config)?;
+    let redactor = super::issue::redactor_for(&config, &values, token.as_deref());
     let context = RunContext::from_env();
     if context.on_actions {
         // Registered before a component can print one.
@@ -194,6 +197,7 @@ pub(super) fn run(
     let mut logs = Logs::new(&config.root, run_id);
     let options = Options {
         run_id,
+        destroy,
         policy: args.on_failure,
         max_parallel: if args.sequential {
             1
@@ -217,7 +221,7 @@ pub(super) fn run(
             &config,
             &env,
             plans.clone(),
-            destroy,
+            values,
             options,
             &cancel,
             &mut subscribers,

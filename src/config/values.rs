@@ -43,6 +43,16 @@ pub fn load(
     }
 }
 
+/// Every component's values for an environment, in the config's component
+/// order, each read once.
+pub fn load_all(config: &Config, env: &EnvName) -> Result<Vec<serde_json::Value>, Report> {
+    config
+        .components
+        .iter()
+        .map(|c| load(config, env, &c.name))
+        .collect()
+}
+
 /// Checks every values file of the given environments, and that nothing
 /// under `environments/` is misnamed. With `all_envs`, folders for
 /// undeclared environments are reported too.

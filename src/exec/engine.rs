@@ -13,7 +13,7 @@ use super::presets::{self, StepContext};
 use super::runner::{self, Backoff, Job, Outcome, RunEvent};
 use super::scheduler::{self, Ending, FailurePolicy, Schedule, Unit, Visit};
 use super::transient::TransientPatterns;
-use crate::config::{CloudName, Config, EnvName, values};
+use crate::config::{CloudName, Config, EnvName};
 use crate::events::{Event, Finished, RunResult, Status, Subscriber, Target};
 use crate::fingerprint::Fingerprinter;
 use crate::graph::Walk;
@@ -139,6 +139,9 @@ pub fn plans(
 pub struct Options {
     /// The run's id, recorded in state and used for the log directory.
     pub run_id: u64,
+    /// Destroy, walking the graph from dependents to dependencies, rather
+    /// than apply.
+    pub destroy: bool,
     /// What a failure does to the rest.
     pub policy: FailurePolicy,
     /// How many components may run at once.
@@ -155,7 +158,8 @@ struct Context {
     clouds: Vec<CloudName>,
     /// `[cloud][component]`: the planned action and fingerprint.
     planned: Vec<Vec<Option<(Action, String)>>>,
-    destroy: bool,
+    /// Each component's values for the environment.
+    values: Vec<serde_json::Value>,
     options: Options,
     transient: Arc<TransientPatterns>,
     scratch: PathBuf,
@@ -163,7 +167,9 @@ struct Context {
     events: UnboundedSender<Event>,
 }
 
-/// Runs the planned components of every cloud: eagerly, under the
+/// Runs the planned components of every cloud, with each component's
+/// `values` (indexed like the config's components, as
+/// [`crate::config::values::load_all`] gives them): eagerly, under the
 /// concurrency cap, with the failure policy, until done or cancelled.
 /// Subscribers hear every event in order. Returns how the run ended and how
 /// each component ended, in the order they finished.
@@ -171,7 +177,7 @@ pub async fn execute(
     config: &Config,
     env: &EnvName,
     plans: Vec<Plan>,
-    destroy: bool,
+    values: Vec<serde_json::Value>,
     options: Options,
     cancel: &CancellationToken,
     subscribers: &mut [&mut dyn Subscriber],
@@ -192,7 +198,7 @@ pub async fn execute(
     let schedule = Schedule {
         graph,
         selections,
-        walk: if destroy {
+        walk: if options.destroy {
             Walk::Dependencies
         } else {
             Walk::Dependents
@@ -259,7 +265,7 @@ pub async fn execute(
         env: env.clone(),
         clouds,
         planned,
-        destroy,
+        values,
         options,
         transient: TransientPatterns::defaults(),
         scratch: scratch.path().to_path_buf(),
@@ -473,14 +479,14 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
     let outputs_file = outputs_path(ctx, cloud, component.name.as_str());
     match result.outcome {
         Outcome::Succeeded => {
-            let outputs = if ctx.destroy {
+            let outputs = if ctx.options.destroy {
                 Ok(Default::default())
             } else {
                 read_outputs(&outputs_file)
             };
             match outputs {
                 Ok(outputs) => {
-                    let status = if ctx.destroy {
+                    let status = if ctx.options.destroy {
                         Status::Destroyed
                     } else {
                         Status::Succeeded
@@ -533,8 +539,7 @@ fn outputs_path(ctx: &Context, cloud: &CloudName, component: &str) -> PathBuf {
 fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
     let component = &ctx.config.components[unit.component];
     let cloud = &ctx.clouds[unit.cloud];
-    let values =
-        values::load(&ctx.config, &ctx.env, &component.name).map_err(|r| r.render(false))?;
+    let values = &ctx.values[unit.component];
     // Components without values share one empty file rather than each
     // writing its own.
     let values_file = if values.as_object().is_some_and(|m| m.is_empty()) {
@@ -550,7 +555,7 @@ fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
     };
     let mut step_ctx = StepContext::new(&ctx.root, component, &ctx.env, cloud, values_file);
     step_ctx.outputs_file = Some(outputs_path(ctx, cloud, component.name.as_str()));
-    let action = if ctx.destroy {
+    let action = if ctx.options.destroy {
         presets::Action::Destroy
     } else {
         presets::Action::Apply
