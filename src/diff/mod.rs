@@ -344,6 +344,22 @@ fn get<'n, 'a>(node: &'n Node<'a>, key: &str) -> Option<&'n Node<'a>> {
     }
 }
 
+/// The name a list entry has under the identifier `field`, as a
+/// [`Segment::Entry`] holds it: the field's string, or its integer as text.
+pub fn entry_id<'n>(entry: &'n Node<'_>, field: &str) -> Option<Cow<'n, str>> {
+    get(entry, field).and_then(|n| id_text(&n.value, true))
+}
+
+/// The text an identifier value names its entry by: a string, or an
+/// integer when `ints` allows it.
+fn id_text<'n>(value: &'n Value<'_>, ints: bool) -> Option<Cow<'n, str>> {
+    match value {
+        Value::Str(s) => Some(Cow::Borrowed(s)),
+        Value::Int(i) if ints => Some(Cow::Owned(i.to_string())),
+        _ => None,
+    }
+}
+
 fn distinct(values: &[String]) -> bool {
     let mut seen = std::collections::HashSet::with_capacity(values.len());
     values.iter().all(|v| seen.insert(v.as_str()))

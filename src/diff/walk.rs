@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{Change, HIDDEN, Kind, Options, Path, Segment, get, same_scalar, type_name};
+use super::{
+    Change, HIDDEN, Kind, Options, Path, Segment, entry_id, get, id_text, same_scalar, type_name,
+};
 use crate::yaml::{Key, Node, Value};
 
 /// A guessed identifier needs more than this many entries on each side, as
@@ -17,16 +19,6 @@ const SCAN_LIMIT: usize = 16;
 /// Whether a node is a scalar rather than a collection.
 fn is_scalar(node: &Node<'_>) -> bool {
     !matches!(node.value, Value::Seq(_) | Value::Map(_))
-}
-
-/// The text an entry's identifier field holds, when it is a string or an
-/// integer.
-fn entry_id<'n>(entry: &'n Node<'_>, field: &str) -> Option<Cow<'n, str>> {
-    match get(entry, field).map(|n| &n.value) {
-        Some(Value::Str(s)) => Some(Cow::Borrowed(s)),
-        Some(Value::Int(i)) => Some(Cow::Owned(i.to_string())),
-        _ => None,
-    }
 }
 
 /// The field identifying the entries of both lists, if there is one: every
@@ -42,12 +34,9 @@ fn identifier<'o>(options: &'o Options, a: &[Node<'_>], b: &[Node<'_>]) -> Optio
             && [a, b].iter().all(|list| {
                 let mut seen = std::collections::HashSet::with_capacity(list.len());
                 list.iter().all(|entry| {
-                    let id = match get(entry, field).map(|n| &n.value) {
-                        Some(Value::Str(s)) => Some(Cow::Borrowed(&**s)),
-                        Some(Value::Int(i)) if !strings_only => Some(Cow::Owned(i.to_string())),
-                        _ => None,
-                    };
-                    id.is_some_and(|id| seen.insert(id))
+                    get(entry, field)
+                        .and_then(|n| id_text(&n.value, !strings_only))
+                        .is_some_and(|id| seen.insert(id))
                 })
             })
     };

@@ -10,7 +10,7 @@
 //! more) is refused rather than guessed at; the caller checks the result
 //! by parsing it again.
 
-use crate::diff::{Path, Segment};
+use crate::diff::{self, Path, Segment};
 use crate::yaml::{self, Key, Node, Pos, Value};
 
 /// One change to make to the target's text.
@@ -157,17 +157,7 @@ pub fn locate<'n>(root: &'n Node<'n>, path: &[Segment]) -> Option<&'n Node<'n>> 
 }
 
 fn entry_named(item: &Node<'_>, field: &str, name: &str) -> bool {
-    let Value::Map(entries) = &item.value else {
-        return false;
-    };
-    entries.iter().any(|(k, v)| {
-        k.name == field
-            && match &v.value {
-                Value::Str(s) => s == name,
-                Value::Int(i) => i.to_string() == name,
-                _ => false,
-            }
-    })
+    diff::entry_id(item, field).is_some_and(|id| id == name)
 }
 
 /// How a scalar is written.
