@@ -92,33 +92,27 @@ pub fn apply(text: &str, source: &str, edit: &Edit<'_, '_>) -> Result<String, Ed
                     ))
                 }
                 (Value::Seq(items), Segment::Entry { .. } | Segment::Index(_)) => {
+                    let flow = is_flow(text, parent);
                     let dash = items
                         .first()
                         .and_then(|i| dash_before(text, i.span.start as usize));
-                    if !items.is_empty() && !is_flow(text, parent) && dash.is_none() {
+                    if !flow && !items.is_empty() && dash.is_none() {
                         return Err(fail(
                             parent.pos,
                             "the list's layout leaves no line to add an entry on",
                         ));
                     }
-                    let line = format!("- {rendered}");
-                    let flow_item = rendered;
-                    if is_flow(text, parent) {
-                        return Ok(append(
-                            text,
-                            parent,
-                            items.last(),
-                            None,
-                            &flow_item,
-                            ('[', ']'),
-                        ));
-                    }
+                    let item = if flow {
+                        rendered
+                    } else {
+                        format!("- {rendered}")
+                    };
                     Ok(append(
                         text,
                         parent,
                         items.last(),
                         dash.map(|d| d as u32),
-                        &line,
+                        &item,
                         ('[', ']'),
                     ))
                 }
