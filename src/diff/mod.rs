@@ -242,7 +242,7 @@ pub fn component(
     to: Option<&Node<'_>>,
     options: &Options,
 ) -> ComponentDiff {
-    let mut walker = Walker::new(options, None);
+    let mut walker = Walker::new(options, name, None);
     let presence = match (from, to) {
         (Some(a), Some(b)) => {
             walker.node(a, b);
@@ -267,7 +267,7 @@ pub fn component(
 
 /// Compares two documents.
 pub fn nodes(from: &Node<'_>, to: &Node<'_>, options: &Options) -> Vec<Change> {
-    let mut walker = Walker::new(options, None);
+    let mut walker = Walker::new(options, "", None);
     walker.node(from, to);
     walker.out
 }
@@ -303,7 +303,7 @@ pub fn documents(from: &[Node<'_>], to: &[Node<'_>], options: &Options) -> Vec<C
     }
     let mut out = Vec::new();
     for (label, &i) in la.iter().zip(&a) {
-        let mut walker = Walker::new(options, Some(label.clone()));
+        let mut walker = Walker::new(options, "", Some(label.clone()));
         match lb.iter().position(|l| l == label) {
             Some(j) => walker.node(&from[i], &to[b[j]]),
             None => walker.emit(Kind::Removed, Some(&from[i]), None),
@@ -312,7 +312,7 @@ pub fn documents(from: &[Node<'_>], to: &[Node<'_>], options: &Options) -> Vec<C
     }
     for (label, &j) in lb.iter().zip(&b) {
         if !la.contains(label) {
-            let mut walker = Walker::new(options, Some(label.clone()));
+            let mut walker = Walker::new(options, "", Some(label.clone()));
             walker.emit(Kind::Added, None, Some(&to[j]));
             out.append(&mut walker.out);
         }

@@ -17,6 +17,11 @@ fn summary(changes: &[Change]) -> Vec<(String, Kind)> {
     changes.iter().map(|c| (c.path.dotted(), c.kind)).collect()
 }
 
+/// `(dotted path, flag)` of each change.
+fn flagged(changes: &[Change], flag: impl Fn(&Change) -> bool) -> Vec<(String, bool)> {
+    changes.iter().map(|c| (c.path.dotted(), flag(c))).collect()
+}
+
 #[test]
 fn a_document_equals_itself_nan_included() {
     let text = "a: .nan\nb: [1, x, {name: n, v: .inf}]\nc: |\n  text\n";
@@ -192,6 +197,42 @@ fn secrets_inside_shown_values_are_hidden_wherever_they_are() {
 }
 
 #[test]
+fn sensitive_patterns_may_name_the_component_as_the_redactor_reads_them() {
+    let options = Options {
+        secrets: SecretPolicy::new([], [KeyPattern::parse("clusters.admin").unwrap()]),
+        ..Options::default()
+    };
+    let (a, b) = (
+        parse(
+            "admin: {user: root}
+region: a
+",
+        )
+        .unwrap(),
+        parse(
+            "admin: {user: ops}
+region: b
+extra: {admin: x}
+",
+        )
+        .unwrap(),
+    );
+    let changes = component("clusters", Some(&a), Some(&b), &options).changes;
+    assert_eq!(
+        flagged(&changes, |c| c.secret),
+        [
+            ("admin.user".into(), true),
+            ("region".into(), false),
+            ("extra".into(), false),
+        ]
+    );
+    let text = format!("{changes:?}");
+    assert!(!text.contains("root") && !text.contains("ops"), "{text}");
+    let elsewhere = component("platform", Some(&a), Some(&b), &options).changes;
+    assert!(elsewhere.iter().all(|c| !c.secret), "{elsewhere:?}");
+}
+
+#[test]
 fn a_secret_field_is_never_used_as_an_identifier() {
     // `key` is a default identifier and a secret word: entries named by
     // it would print its values in every path.
@@ -227,12 +268,8 @@ fn changes_under_promotion_patterns_are_promotable() {
         "k: {version: 2, size: 3}\nr: [{name: a, version: 2}]\nv: {version: {major: 2}}\n",
         &options,
     );
-    let flags: Vec<_> = changes
-        .iter()
-        .map(|c| (c.path.dotted(), c.promotable))
-        .collect();
     assert_eq!(
-        flags,
+        flagged(&changes, |c| c.promotable),
         [
             ("k.version".into(), true),
             ("k.size".into(), false),

@@ -88,15 +88,19 @@ impl<'t> Step<'t> {
 /// Walks two trees side by side, collecting changes.
 pub(super) struct Walker<'o, 't> {
     options: &'o Options,
+    /// The component whose values these are, for sensitive patterns that
+    /// name it; empty for none.
+    component: &'o str,
     document: Option<String>,
     path: Vec<Step<'t>>,
     pub(super) out: Vec<Change>,
 }
 
 impl<'o, 't> Walker<'o, 't> {
-    pub(super) fn new(options: &'o Options, document: Option<String>) -> Self {
+    pub(super) fn new(options: &'o Options, component: &'o str, document: Option<String>) -> Self {
         Walker {
             options,
+            component,
             document,
             path: Vec::new(),
             out: Vec::new(),
@@ -250,8 +254,8 @@ impl<'o, 't> Walker<'o, 't> {
 
     pub(super) fn emit(&mut self, kind: Kind, a: Option<&'t Node<'t>>, b: Option<&'t Node<'t>>) {
         let names: Vec<Cow<'t, str>> = self.path.iter().map(Step::name).collect();
-        let secret = self.options.secrets.is_secret(&names);
-        let show = |n: &'t Node<'t>| shown(n, &mut names.clone(), self.options);
+        let secret = self.options.secrets.is_secret(self.component, &names);
+        let show = |n: &'t Node<'t>| shown(n, &mut names.clone(), self.component, self.options);
         let (from, to) = if secret {
             (None, None)
         } else {
@@ -267,7 +271,7 @@ impl<'o, 't> Walker<'o, 't> {
     /// An order change of named entries: the values are their identifiers.
     fn emit_values(&mut self, kind: Kind, from: serde_json::Value, to: serde_json::Value) {
         let names: Vec<Cow<'t, str>> = self.path.iter().map(Step::name).collect();
-        let secret = self.options.secrets.is_secret(&names);
+        let secret = self.options.secrets.is_secret(self.component, &names);
         let values = if secret {
             (None, None)
         } else {
@@ -331,6 +335,7 @@ fn shown_scalar(value: &Value<'_>) -> serde_json::Value {
 fn shown<'n>(
     node: &'n Node<'n>,
     path: &mut Vec<Cow<'n, str>>,
+    component: &str,
     options: &Options,
 ) -> serde_json::Value {
     match &node.value {
@@ -338,10 +343,10 @@ fn shown<'n>(
             let mut out = serde_json::Map::with_capacity(entries.len());
             for (key, value) in entries {
                 path.push(Cow::Borrowed(&key.name));
-                let v = if options.secrets.is_secret(path) {
+                let v = if options.secrets.is_secret(component, path) {
                     HIDDEN.into()
                 } else {
-                    shown(value, path, options)
+                    shown(value, path, component, options)
                 };
                 path.pop();
                 out.insert(key.name.to_string(), v);
@@ -357,10 +362,10 @@ fn shown<'n>(
                     .and_then(|f| entry_id(item, f))
                     .unwrap_or_else(|| Cow::Owned(i.to_string()));
                 path.push(name);
-                out.push(if options.secrets.is_secret(path) {
+                out.push(if options.secrets.is_secret(component, path) {
                     HIDDEN.into()
                 } else {
-                    shown(item, path, options)
+                    shown(item, path, component, options)
                 });
                 path.pop();
             }
