@@ -265,13 +265,6 @@ pub fn component(
     }
 }
 
-/// Compares two documents.
-pub fn nodes(from: &Node<'_>, to: &Node<'_>, options: &Options) -> Vec<Change> {
-    let mut walker = Walker::new(options, "", None);
-    walker.node(from, to);
-    walker.out
-}
-
 /// Compares two YAML streams document by document. Single documents are
 /// compared directly. Otherwise documents are matched by Kubernetes
 /// identity (`apiVersion/kind/namespace/name`) when every one has it, and

@@ -5,7 +5,13 @@ use crate::yaml::parse;
 use serde_json::json;
 
 fn diff_with(a: &str, b: &str, options: &Options) -> Vec<Change> {
-    nodes(&parse(a).unwrap(), &parse(b).unwrap(), options)
+    component(
+        "",
+        Some(&parse(a).unwrap()),
+        Some(&parse(b).unwrap()),
+        options,
+    )
+    .changes
 }
 
 fn diff(a: &str, b: &str) -> Vec<Change> {
