@@ -372,6 +372,12 @@ fn untouched_layout<'t>(target: &'t str, changes: &[diff::Change]) -> Vec<&'t st
     out
 }
 
+/// The changes from one values document of the component `c` to another,
+/// as promotion sees them.
+fn compare(from: &yaml::Node<'_>, to: &yaml::Node<'_>, options: &Options) -> Vec<diff::Change> {
+    diff::component("c", Some(from), Some(to), options).changes
+}
+
 fn pair(seed: u64) -> (String, String) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let source = map(&mut rng, 0, false);
@@ -385,7 +391,7 @@ fn a_document_never_differs_from_itself() {
         let (source, target) = pair(seed);
         for text in [&source, &target] {
             let node = yaml::parse(text).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
-            let changes = diff::nodes(&node, &node, &options());
+            let changes = compare(&node, &node, &options());
             assert!(changes.is_empty(), "seed {seed}:\n{text}\n{changes:#?}");
         }
     }
@@ -401,7 +407,7 @@ fn promotion_leaves_nothing_promotable_and_changes_nothing_else() {
         let p = promote::component("c", Some(&source), Some(&target), &options)
             .unwrap_or_else(|e| panic!("{e:?}\n{}", context()));
         let Some(text) = p.text else {
-            let left = diff::nodes(
+            let left = compare(
                 &yaml::parse(&target).unwrap(),
                 &yaml::parse(&source).unwrap(),
                 &options,
@@ -411,13 +417,13 @@ fn promotion_leaves_nothing_promotable_and_changes_nothing_else() {
         };
         promoted += 1;
         let after = yaml::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}\n{}", context()));
-        let left = diff::nodes(&after, &yaml::parse(&source).unwrap(), &options);
+        let left = compare(&after, &yaml::parse(&source).unwrap(), &options);
         assert!(
             left.iter().all(|c| !c.promotable),
             "left: {left:#?}\n{text}\n{}",
             context()
         );
-        let made = diff::nodes(&yaml::parse(&target).unwrap(), &after, &options);
+        let made = compare(&yaml::parse(&target).unwrap(), &after, &options);
         assert!(
             made.iter().all(|c| c.promotable),
             "made: {made:#?}\n{text}\n{}",

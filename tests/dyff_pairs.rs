@@ -212,26 +212,32 @@ fn map_to_list_and_map_to_null_are_type_changes() {
     check("type-change-map-to-list", &Options::default());
 }
 
+/// How many lines the line diff of a modified string adds and removes, as
+/// dyff counts its inserts and deletions.
+fn lines_added_and_removed(change: &Change) -> (usize, usize) {
+    let from = change.from.as_ref().and_then(Value::as_str).unwrap();
+    let to = change.to.as_ref().and_then(Value::as_str).unwrap();
+    let lines = diff::line_diff(from, to, 3);
+    let count = |added: bool| {
+        lines
+            .iter()
+            .filter(|l| match l {
+                diff::Line::Added(_) => added,
+                diff::Line::Removed(_) => !added,
+                _ => false,
+            })
+            .count()
+    };
+    (count(true), count(false))
+}
+
 #[test]
 fn a_line_inserted_into_a_block_scalar_is_a_multiline_change() {
     check("multiline-insert", &open());
     let changes = diff_pair(&expected()["multiline-insert"], &open());
     assert!(changes[0].is_multiline());
-    let (from, to) = (
-        changes[0].from.as_ref().unwrap(),
-        changes[0].to.as_ref().unwrap(),
-    );
-    let lines = diff::line_diff(from.as_str().unwrap(), to.as_str().unwrap(), 3);
-    let added = lines
-        .iter()
-        .filter(|l| matches!(l, diff::Line::Added(_)))
-        .count();
-    let removed = lines
-        .iter()
-        .filter(|l| matches!(l, diff::Line::Removed(_)))
-        .count();
     assert_eq!(
-        (added, removed),
+        lines_added_and_removed(&changes[0]),
         (3, 0),
         "dyff: three lines inserted, none deleted"
     );
@@ -242,20 +248,11 @@ fn an_embedded_yaml_string_in_a_configmap_is_one_multiline_change() {
     check("k8s-configmap", &open());
     check("k8s-configmap", &Options::default());
     let changes = diff_pair(&expected()["k8s-configmap"], &open());
-    let (from, to) = (
-        changes[0].from.as_ref().unwrap(),
-        changes[0].to.as_ref().unwrap(),
+    assert_eq!(
+        lines_added_and_removed(&changes[0]),
+        (1, 2),
+        "dyff: one insert, two deletions"
     );
-    let lines = diff::line_diff(from.as_str().unwrap(), to.as_str().unwrap(), 3);
-    let added = lines
-        .iter()
-        .filter(|l| matches!(l, diff::Line::Added(_)))
-        .count();
-    let removed = lines
-        .iter()
-        .filter(|l| matches!(l, diff::Line::Removed(_)))
-        .count();
-    assert_eq!((added, removed), (1, 2), "dyff: one insert, two deletions");
 }
 
 #[test]

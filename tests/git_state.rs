@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::cargo::CommandCargoExt;
-use common::{GitDaemon, git};
+use common::{GitDaemon, git, history_notes};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -414,12 +414,7 @@ fn an_expired_lock_is_taken_over_with_a_warning() {
     );
     let state = fleet.state();
     assert!(state["lock"].is_null());
-    let notes: Vec<&str> = state["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["note"].as_str())
-        .collect();
+    let notes = history_notes(&state);
     assert!(
         notes.iter().any(|n| n.contains("lapsed lock of run 99")),
         "{notes:?}"

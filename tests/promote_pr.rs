@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::cargo::CommandCargoExt;
-use common::{GitDaemon, PROMOTION_FILES, STAGING_APP, git, stderr, stdout};
+use common::{GitDaemon, PROMOTION_FILES, STAGING_APP, git, history_notes, stderr, stdout};
 use fake_github::{FakeGitHub, TOKEN};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -258,12 +258,7 @@ fn a_forced_promotion_says_so_in_the_pull_request_and_the_targets_state_history(
         "orchestrator-state:.orchestrator/state/staging-aws.json",
     ]))
     .expect("the target's state on the state branch");
-    let notes: Vec<&str> = state["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["note"].as_str())
-        .collect();
+    let notes = history_notes(&state);
     assert_eq!(
         notes,
         ["promotion from dev forced by alice: hotfix for INC-7, not *** (pull request #1)"]

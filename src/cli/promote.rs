@@ -111,7 +111,8 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         .iter()
         .map(|s| plan(s, &options))
         .collect::<Result<Vec<_>, _>>()?;
-    let overridden = (!not_ready.is_empty()).then(|| {
+    // Who overrode the gate (`None` when unknown) and why, when it refused.
+    let overridden: Option<(Option<String>, String)> = (!not_ready.is_empty()).then(|| {
         let actor = std::env::var("GITHUB_ACTOR")
             .or_else(|_| std::env::var("USER"))
             .ok();
@@ -125,7 +126,7 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         for r in &not_ready {
             eprintln!("  - {}", r.describe(&from));
         }
-        json!({"actor": actor, "reason": reason, "not_ready": not_ready_json})
+        (actor, reason)
     });
     let edits: Vec<(&Path, &str, &str)> = sides
         .iter()
@@ -145,9 +146,9 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         })
         .collect();
     let stays: usize = promotions.iter().map(|p| p.stays).sum();
-    let forced = overridden.as_ref().map(|o| Override {
-        actor: o["actor"].as_str().unwrap_or("unknown"),
-        reason: o["reason"].as_str().unwrap_or_default(),
+    let forced = overridden.as_ref().map(|(actor, reason)| Override {
+        actor: actor.as_deref().unwrap_or("unknown"),
+        reason,
     });
 
     let paths: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
@@ -217,7 +218,9 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         "to": to,
         "ready": not_ready.is_empty(),
         "not_ready": not_ready_json,
-        "override": overridden,
+        "override": overridden.as_ref().map(|(actor, reason)| {
+            json!({"actor": actor, "reason": reason, "not_ready": not_ready_json})
+        }),
         "written": args.write && !files.is_empty(),
         "files": paths,
         "stays": stays,
@@ -242,12 +245,11 @@ pub(super) fn run(file: &Path, args: &PromoteArgs, out: &mut dyn Write) -> Resul
         out,
         "\n{stays} environment-specific differences stay (`orchestrator diff --from {from} --to {to}` shows them)."
     )?;
-    if let Some(o) = &overridden {
+    if let Some(o) = forced {
         writeln!(
             out,
             "\nThe gate was overridden by {}: {}",
-            o["actor"].as_str().unwrap_or("unknown"),
-            o["reason"].as_str().unwrap_or_default()
+            o.actor, o.reason
         )?;
     }
     if let Some(done) = &pull_request {

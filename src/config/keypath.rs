@@ -218,13 +218,30 @@ impl SecretPolicy {
         has_secret_word(key, &self.words)
     }
 
-    /// Whether the value at `path` is secret: a key or list entry name on
-    /// the path holds a secret word, or a sensitive pattern selects it. A
-    /// value inside a secret one is secret too, so `db_password.value` and
+    /// Whether the value at `path` in `component`'s values is secret: a key
+    /// or list entry name on the path holds a secret word, or a sensitive
+    /// pattern selects the path, or the path with the component's name in
+    /// front (`clusters.admin.token`), as the redactor matches them. A value
+    /// inside a secret one is secret too, so `db_password.value` and
     /// `env.DB_PASSWORD.value` (an entry named `DB_PASSWORD`) are hidden.
-    pub fn is_secret<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        path.iter().any(|k| self.is_secret_key(k.as_ref()))
-            || self.sensitive.iter().any(|p| p.selects(path))
+    /// `component` is empty where the values belong to none.
+    pub fn is_secret<S: AsRef<str>>(&self, component: &str, path: &[S]) -> bool {
+        if path.iter().any(|k| self.is_secret_key(k.as_ref())) {
+            return true;
+        }
+        if self.sensitive.iter().any(|p| p.selects(path)) {
+            return true;
+        }
+        if component.is_empty() || path.is_empty() || self.sensitive.is_empty() {
+            return false;
+        }
+        let full: Vec<&str> = std::iter::once(component)
+            .chain(path.iter().map(AsRef::as_ref))
+            .collect();
+        // The component alone is no path inside its values.
+        self.sensitive
+            .iter()
+            .any(|p| (2..=full.len()).any(|n| p.matches(&full[..n])))
     }
 }
 
@@ -329,11 +346,23 @@ mod tests {
     #[test]
     fn a_value_under_a_secret_key_or_a_sensitive_pattern_is_secret() {
         let policy = SecretPolicy::new(["password".to_string()], [pattern("**.connection_string")]);
-        assert!(policy.is_secret(&["db_password", "value"]));
-        assert!(policy.is_secret(&["env", "DB_PASSWORD", "value"]));
-        assert!(policy.is_secret(&["db", "connection_string"]));
-        assert!(policy.is_secret(&["a", "connection_string", "x"]));
-        assert!(!policy.is_secret(&["db", "host"]));
-        assert!(!SecretPolicy::none().is_secret(&["password"]));
+        assert!(policy.is_secret("", &["db_password", "value"]));
+        assert!(policy.is_secret("", &["env", "DB_PASSWORD", "value"]));
+        assert!(policy.is_secret("", &["db", "connection_string"]));
+        assert!(policy.is_secret("", &["a", "connection_string", "x"]));
+        assert!(!policy.is_secret("", &["db", "host"]));
+        assert!(!SecretPolicy::none().is_secret("", &["password"]));
+    }
+
+    #[test]
+    fn a_sensitive_pattern_may_name_the_component_in_front_of_the_path() {
+        let policy = SecretPolicy::new([], [pattern("clusters.admin")]);
+        assert!(policy.is_secret("clusters", &["admin"]));
+        assert!(policy.is_secret("clusters", &["admin", "user"]));
+        assert!(!policy.is_secret("clusters", &["region"]));
+        assert!(!policy.is_secret("platform", &["admin"]));
+        assert!(!policy.is_secret("", &["admin"]));
+        let whole = SecretPolicy::new([], [pattern("clusters")]);
+        assert!(!whole.is_secret("clusters", &["region"]));
     }
 }

@@ -242,7 +242,7 @@ pub fn component(
     to: Option<&Node<'_>>,
     options: &Options,
 ) -> ComponentDiff {
-    let mut walker = Walker::new(options, None);
+    let mut walker = Walker::new(options, name, None);
     let presence = match (from, to) {
         (Some(a), Some(b)) => {
             walker.node(a, b);
@@ -263,13 +263,6 @@ pub fn component(
         presence,
         changes: walker.out,
     }
-}
-
-/// Compares two documents.
-pub fn nodes(from: &Node<'_>, to: &Node<'_>, options: &Options) -> Vec<Change> {
-    let mut walker = Walker::new(options, None);
-    walker.node(from, to);
-    walker.out
 }
 
 /// Compares two YAML streams document by document. Single documents are
@@ -303,7 +296,7 @@ pub fn documents(from: &[Node<'_>], to: &[Node<'_>], options: &Options) -> Vec<C
     }
     let mut out = Vec::new();
     for (label, &i) in la.iter().zip(&a) {
-        let mut walker = Walker::new(options, Some(label.clone()));
+        let mut walker = Walker::new(options, "", Some(label.clone()));
         match lb.iter().position(|l| l == label) {
             Some(j) => walker.node(&from[i], &to[b[j]]),
             None => walker.emit(Kind::Removed, Some(&from[i]), None),
@@ -312,7 +305,7 @@ pub fn documents(from: &[Node<'_>], to: &[Node<'_>], options: &Options) -> Vec<C
     }
     for (label, &j) in lb.iter().zip(&b) {
         if !la.contains(label) {
-            let mut walker = Walker::new(options, Some(label.clone()));
+            let mut walker = Walker::new(options, "", Some(label.clone()));
             walker.emit(Kind::Added, None, Some(&to[j]));
             out.append(&mut walker.out);
         }
@@ -340,6 +333,22 @@ fn resource_identity(doc: &Node<'_>) -> Option<String> {
 fn get<'n, 'a>(node: &'n Node<'a>, key: &str) -> Option<&'n Node<'a>> {
     match &node.value {
         Value::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// The name a list entry has under the identifier `field`, as a
+/// [`Segment::Entry`] holds it: the field's string, or its integer as text.
+pub fn entry_id<'n>(entry: &'n Node<'_>, field: &str) -> Option<Cow<'n, str>> {
+    get(entry, field).and_then(|n| id_text(&n.value, true))
+}
+
+/// The text an identifier value names its entry by: a string, or an
+/// integer when `ints` allows it.
+fn id_text<'n>(value: &'n Value<'_>, ints: bool) -> Option<Cow<'n, str>> {
+    match value {
+        Value::Str(s) => Some(Cow::Borrowed(s)),
+        Value::Int(i) if ints => Some(Cow::Owned(i.to_string())),
         _ => None,
     }
 }

@@ -5,7 +5,13 @@ use crate::yaml::parse;
 use serde_json::json;
 
 fn diff_with(a: &str, b: &str, options: &Options) -> Vec<Change> {
-    nodes(&parse(a).unwrap(), &parse(b).unwrap(), options)
+    component(
+        "",
+        Some(&parse(a).unwrap()),
+        Some(&parse(b).unwrap()),
+        options,
+    )
+    .changes
 }
 
 fn diff(a: &str, b: &str) -> Vec<Change> {
@@ -15,6 +21,11 @@ fn diff(a: &str, b: &str) -> Vec<Change> {
 /// `(dotted path, kind)` of each change.
 fn summary(changes: &[Change]) -> Vec<(String, Kind)> {
     changes.iter().map(|c| (c.path.dotted(), c.kind)).collect()
+}
+
+/// `(dotted path, flag)` of each change.
+fn flagged(changes: &[Change], flag: impl Fn(&Change) -> bool) -> Vec<(String, bool)> {
+    changes.iter().map(|c| (c.path.dotted(), flag(c))).collect()
 }
 
 #[test]
@@ -192,6 +203,42 @@ fn secrets_inside_shown_values_are_hidden_wherever_they_are() {
 }
 
 #[test]
+fn sensitive_patterns_may_name_the_component_as_the_redactor_reads_them() {
+    let options = Options {
+        secrets: SecretPolicy::new([], [KeyPattern::parse("clusters.admin").unwrap()]),
+        ..Options::default()
+    };
+    let (a, b) = (
+        parse(
+            "admin: {user: root}
+region: a
+",
+        )
+        .unwrap(),
+        parse(
+            "admin: {user: ops}
+region: b
+extra: {admin: x}
+",
+        )
+        .unwrap(),
+    );
+    let changes = component("clusters", Some(&a), Some(&b), &options).changes;
+    assert_eq!(
+        flagged(&changes, |c| c.secret),
+        [
+            ("admin.user".into(), true),
+            ("region".into(), false),
+            ("extra".into(), false),
+        ]
+    );
+    let text = format!("{changes:?}");
+    assert!(!text.contains("root") && !text.contains("ops"), "{text}");
+    let elsewhere = component("platform", Some(&a), Some(&b), &options).changes;
+    assert!(elsewhere.iter().all(|c| !c.secret), "{elsewhere:?}");
+}
+
+#[test]
 fn a_secret_field_is_never_used_as_an_identifier() {
     // `key` is a default identifier and a secret word: entries named by
     // it would print its values in every path.
@@ -227,12 +274,8 @@ fn changes_under_promotion_patterns_are_promotable() {
         "k: {version: 2, size: 3}\nr: [{name: a, version: 2}]\nv: {version: {major: 2}}\n",
         &options,
     );
-    let flags: Vec<_> = changes
-        .iter()
-        .map(|c| (c.path.dotted(), c.promotable))
-        .collect();
     assert_eq!(
-        flags,
+        flagged(&changes, |c| c.promotable),
         [
             ("k.version".into(), true),
             ("k.size".into(), false),

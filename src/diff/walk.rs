@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{Change, HIDDEN, Kind, Options, Path, Segment, get, same_scalar, type_name};
+use super::{
+    Change, HIDDEN, Kind, Options, Path, Segment, entry_id, get, id_text, same_scalar, type_name,
+};
 use crate::yaml::{Key, Node, Value};
 
 /// A guessed identifier needs more than this many entries on each side, as
@@ -17,16 +19,6 @@ const SCAN_LIMIT: usize = 16;
 /// Whether a node is a scalar rather than a collection.
 fn is_scalar(node: &Node<'_>) -> bool {
     !matches!(node.value, Value::Seq(_) | Value::Map(_))
-}
-
-/// The text an entry's identifier field holds, when it is a string or an
-/// integer.
-fn entry_id<'n>(entry: &'n Node<'_>, field: &str) -> Option<Cow<'n, str>> {
-    match get(entry, field).map(|n| &n.value) {
-        Some(Value::Str(s)) => Some(Cow::Borrowed(s)),
-        Some(Value::Int(i)) => Some(Cow::Owned(i.to_string())),
-        _ => None,
-    }
 }
 
 /// The field identifying the entries of both lists, if there is one: every
@@ -42,12 +34,9 @@ fn identifier<'o>(options: &'o Options, a: &[Node<'_>], b: &[Node<'_>]) -> Optio
             && [a, b].iter().all(|list| {
                 let mut seen = std::collections::HashSet::with_capacity(list.len());
                 list.iter().all(|entry| {
-                    let id = match get(entry, field).map(|n| &n.value) {
-                        Some(Value::Str(s)) => Some(Cow::Borrowed(&**s)),
-                        Some(Value::Int(i)) if !strings_only => Some(Cow::Owned(i.to_string())),
-                        _ => None,
-                    };
-                    id.is_some_and(|id| seen.insert(id))
+                    get(entry, field)
+                        .and_then(|n| id_text(&n.value, !strings_only))
+                        .is_some_and(|id| seen.insert(id))
                 })
             })
     };
@@ -99,15 +88,19 @@ impl<'t> Step<'t> {
 /// Walks two trees side by side, collecting changes.
 pub(super) struct Walker<'o, 't> {
     options: &'o Options,
+    /// The component whose values these are, for sensitive patterns that
+    /// name it; empty for none.
+    component: &'o str,
     document: Option<String>,
     path: Vec<Step<'t>>,
     pub(super) out: Vec<Change>,
 }
 
 impl<'o, 't> Walker<'o, 't> {
-    pub(super) fn new(options: &'o Options, document: Option<String>) -> Self {
+    pub(super) fn new(options: &'o Options, component: &'o str, document: Option<String>) -> Self {
         Walker {
             options,
+            component,
             document,
             path: Vec::new(),
             out: Vec::new(),
@@ -261,8 +254,8 @@ impl<'o, 't> Walker<'o, 't> {
 
     pub(super) fn emit(&mut self, kind: Kind, a: Option<&'t Node<'t>>, b: Option<&'t Node<'t>>) {
         let names: Vec<Cow<'t, str>> = self.path.iter().map(Step::name).collect();
-        let secret = self.options.secrets.is_secret(&names);
-        let show = |n: &'t Node<'t>| shown(n, &mut names.clone(), self.options);
+        let secret = self.options.secrets.is_secret(self.component, &names);
+        let show = |n: &'t Node<'t>| shown(n, &mut names.clone(), self.component, self.options);
         let (from, to) = if secret {
             (None, None)
         } else {
@@ -278,7 +271,7 @@ impl<'o, 't> Walker<'o, 't> {
     /// An order change of named entries: the values are their identifiers.
     fn emit_values(&mut self, kind: Kind, from: serde_json::Value, to: serde_json::Value) {
         let names: Vec<Cow<'t, str>> = self.path.iter().map(Step::name).collect();
-        let secret = self.options.secrets.is_secret(&names);
+        let secret = self.options.secrets.is_secret(self.component, &names);
         let values = if secret {
             (None, None)
         } else {
@@ -342,6 +335,7 @@ fn shown_scalar(value: &Value<'_>) -> serde_json::Value {
 fn shown<'n>(
     node: &'n Node<'n>,
     path: &mut Vec<Cow<'n, str>>,
+    component: &str,
     options: &Options,
 ) -> serde_json::Value {
     match &node.value {
@@ -349,10 +343,10 @@ fn shown<'n>(
             let mut out = serde_json::Map::with_capacity(entries.len());
             for (key, value) in entries {
                 path.push(Cow::Borrowed(&key.name));
-                let v = if options.secrets.is_secret(path) {
+                let v = if options.secrets.is_secret(component, path) {
                     HIDDEN.into()
                 } else {
-                    shown(value, path, options)
+                    shown(value, path, component, options)
                 };
                 path.pop();
                 out.insert(key.name.to_string(), v);
@@ -368,10 +362,10 @@ fn shown<'n>(
                     .and_then(|f| entry_id(item, f))
                     .unwrap_or_else(|| Cow::Owned(i.to_string()));
                 path.push(name);
-                out.push(if options.secrets.is_secret(path) {
+                out.push(if options.secrets.is_secret(component, path) {
                     HIDDEN.into()
                 } else {
-                    shown(item, path, options)
+                    shown(item, path, component, options)
                 });
                 path.pop();
             }

@@ -10,7 +10,7 @@
 //! more) is refused rather than guessed at; the caller checks the result
 //! by parsing it again.
 
-use crate::diff::{Path, Segment};
+use crate::diff::{self, Path, Segment};
 use crate::yaml::{self, Key, Node, Pos, Value};
 
 /// One change to make to the target's text.
@@ -92,33 +92,27 @@ pub fn apply(text: &str, source: &str, edit: &Edit<'_, '_>) -> Result<String, Ed
                     ))
                 }
                 (Value::Seq(items), Segment::Entry { .. } | Segment::Index(_)) => {
+                    let flow = is_flow(text, parent);
                     let dash = items
                         .first()
                         .and_then(|i| dash_before(text, i.span.start as usize));
-                    if !items.is_empty() && !is_flow(text, parent) && dash.is_none() {
+                    if !flow && !items.is_empty() && dash.is_none() {
                         return Err(fail(
                             parent.pos,
                             "the list's layout leaves no line to add an entry on",
                         ));
                     }
-                    let line = format!("- {rendered}");
-                    let flow_item = rendered;
-                    if is_flow(text, parent) {
-                        return Ok(append(
-                            text,
-                            parent,
-                            items.last(),
-                            None,
-                            &flow_item,
-                            ('[', ']'),
-                        ));
-                    }
+                    let item = if flow {
+                        rendered
+                    } else {
+                        format!("- {rendered}")
+                    };
                     Ok(append(
                         text,
                         parent,
                         items.last(),
                         dash.map(|d| d as u32),
-                        &line,
+                        &item,
                         ('[', ']'),
                     ))
                 }
@@ -157,17 +151,7 @@ pub fn locate<'n>(root: &'n Node<'n>, path: &[Segment]) -> Option<&'n Node<'n>> 
 }
 
 fn entry_named(item: &Node<'_>, field: &str, name: &str) -> bool {
-    let Value::Map(entries) = &item.value else {
-        return false;
-    };
-    entries.iter().any(|(k, v)| {
-        k.name == field
-            && match &v.value {
-                Value::Str(s) => s == name,
-                Value::Int(i) => i.to_string() == name,
-                _ => false,
-            }
-    })
+    diff::entry_id(item, field).is_some_and(|id| id == name)
 }
 
 /// How a scalar is written.

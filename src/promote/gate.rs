@@ -182,13 +182,13 @@ pub fn check(
     }
     for o in observations {
         let cloud = &o.cloud;
-        if o.state.is_none() {
+        let Some(state) = &o.state else {
             out.push(NotReady::NoState {
                 cloud: cloud.clone(),
             });
             continue;
-        }
-        if let Some(lock) = o.state.as_ref().and_then(|s| s.lock.as_ref()) {
+        };
+        if let Some(lock) = &state.lock {
             let holders: Vec<String> = lock.holders.iter().map(|h| h.describe()).collect();
             out.push(NotReady::LockHeld {
                 cloud: cloud.clone(),
@@ -197,7 +197,7 @@ pub fn check(
         }
         for (i, c) in config.components.iter().enumerate() {
             let chosen = selected.is_empty() || selected.contains(&c.name);
-            let record = o.state.as_ref().and_then(|s| s.components.get(&c.name));
+            let record = state.components.get(&c.name);
             let (cloud, component) = (cloud.clone(), c.name.clone());
             match record.map(|r| r.status) {
                 None if chosen => out.push(NotReady::NeverDeployed { cloud, component }),

@@ -48,8 +48,12 @@ pub fn component(
         });
     };
     let (source_tree, target_tree) = (parse(source)?, parse(target)?);
+    // As the component's values, so sensitive patterns that name it apply.
+    let compare = |a: &yaml::Node<'_>, b: &yaml::Node<'_>| {
+        diff::component(name, Some(a), Some(b), options).changes
+    };
     // Seen from the target: what it lacks is added, what only it has is removed.
-    let before = diff::nodes(&target_tree, &source_tree, options);
+    let before = compare(&target_tree, &source_tree);
     let promotable: Vec<&Change> = before.iter().filter(|c| c.promotable).collect();
     if promotable.is_empty() {
         return Ok(Promotion {
@@ -64,8 +68,8 @@ pub fn component(
         text = edit::apply(&text, source, &edit)?;
     }
     let after = parse(&text)?;
-    let changes = diff::nodes(&target_tree, &after, options);
-    let left = diff::nodes(&after, &source_tree, options);
+    let changes = compare(&target_tree, &after);
+    let left = compare(&after, &source_tree);
     // The edits must have done exactly what the diff asked: everything
     // promotable copied, nothing else touched.
     let wrong = changes

@@ -151,6 +151,16 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The notes in a state document's history, oldest first.
+pub fn history_notes(state: &serde_json::Value) -> Vec<&str> {
+    state["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .filter_map(|h| h["note"].as_str())
+        .collect()
+}
+
 /// The repository this crate lives in (holds the example).
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
