@@ -620,10 +620,10 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
                 e["line"],
                 e["column"],
                 e["key"].as_str().unwrap_or(""),
-                cell(e["message"].as_str().unwrap_or("")),
+                summary::cell(e["message"].as_str().unwrap_or("")),
                 e["hint"]
                     .as_str()
-                    .map(|h| format!(" ({})", cell(h)))
+                    .map(|h| format!(" ({})", summary::cell(h)))
                     .unwrap_or_default()
             ));
         }
@@ -635,12 +635,6 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
     };
     answer.page = Some(SummaryPage::Markdown(page));
     code
-}
-
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-        .replace('<', "&lt;")
 }
 
 /// The plans of a `plan --format json` document: one per cloud.
