@@ -15,7 +15,8 @@ use clap::Parser;
 use serde_json::Value;
 
 use super::{Cli, EXIT_BAD_INPUT, Failure};
-use crate::config::{Config, Report};
+use crate::config::{CloudName, Config, EnvName, Report};
+use crate::exec::engine::state_path;
 use crate::github::commands::{self, Level, Location, MAX_ERRORS};
 use crate::github::files::{Outputs, Summary};
 use crate::github::runner::{InputError, Inputs};
@@ -558,19 +559,17 @@ fn clouds(config: &Config, request: &Request) -> Vec<String> {
 
 /// The state files a request reads or writes, as paths in the workspace.
 fn state_files(config: &Config, request: &Request) -> Vec<String> {
-    let Some(env) = request.environment.as_deref() else {
+    let Some(env) = request
+        .environment
+        .as_deref()
+        .and_then(|e| EnvName::parse(e).ok())
+    else {
         return Vec::new();
     };
     clouds(config, request)
         .iter()
-        .map(|cloud| {
-            config
-                .root
-                .join(&config.state.dir)
-                .join(format!("{env}-{cloud}.json"))
-                .display()
-                .to_string()
-        })
+        .filter_map(|cloud| CloudName::parse(cloud).ok())
+        .map(|cloud| state_path(config, &env, &cloud).display().to_string())
         .collect()
 }
 
