@@ -234,7 +234,8 @@ impl Request {
         args
     }
 
-    /// `apply` or `destroy` for this request.
+    /// `apply` or `destroy` for this request; a dry run is a plan instead
+    /// and never gets here.
     pub fn run_args(&self, format: &str) -> Vec<String> {
         let mut args = self.base(&self.command);
         self.selection(&mut args);
@@ -246,9 +247,6 @@ impl Request {
         }
         if let Some(p) = &self.on_failure {
             args.extend(["--on-failure".into(), p.clone()]);
-        }
-        if self.dry_run {
-            args.push("--dry-run".into());
         }
         if !self.commit_state {
             args.push("--no-commit".into());
