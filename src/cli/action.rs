@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use clap::Parser;
+use indexmap::IndexSet;
 use serde_json::Value;
 
 use super::{Cli, EXIT_BAD_INPUT, Failure};
@@ -673,20 +674,21 @@ pub fn matrix_waves(plans: &[Value]) -> Value {
     )
 }
 
+/// `names`, each once, in the order they first appear.
+fn once<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: IndexSet<&str> = names.into_iter().collect();
+    names.into_iter().map(String::from).collect()
+}
+
 /// Names of components with something to do, each once, in plan order.
 fn changed_of(plans: &[Value]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for c in plans
-        .iter()
-        .flat_map(|p| p["components"].as_array().into_iter().flatten())
-    {
-        if let Some(name) = c["name"].as_str() {
-            if c["action"] != "noop" && !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names
+    once(
+        plans
+            .iter()
+            .flat_map(|p| p["components"].as_array().into_iter().flatten())
+            .filter(|c| c["action"] != "noop")
+            .filter_map(|c| c["name"].as_str()),
+    )
 }
 
 /// Runs `plan` (as JSON) and fills in the plan outputs; returns its exit
@@ -752,12 +754,14 @@ fn deploy(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
     answer.result = doc["result"].as_str().unwrap_or("failed").to_string();
     answer.state_commit = doc["state_commit"].as_str().unwrap_or("").to_string();
     let components = doc["components"].as_object();
-    for c in components.into_iter().flat_map(|m| m.iter()) {
-        let name = c.0.rsplit('/').next().unwrap_or(c.0);
-        if c.1["status"] == "failed" && !answer.failed.iter().any(|f| f == name) {
-            answer.failed.push(name.to_string());
-        }
-    }
+    // Keys are `cloud/component` when the run spans clouds.
+    answer.failed = once(
+        components
+            .into_iter()
+            .flatten()
+            .filter(|(_, c)| c["status"] == "failed")
+            .map(|(key, _)| key.rsplit('/').next().unwrap_or(key)),
+    );
     let mut counts: Vec<(String, usize)> = Vec::new();
     for c in components.into_iter().flat_map(|m| m.values()) {
         let status = c["status"].as_str().unwrap_or("").to_string();
@@ -821,15 +825,13 @@ fn status(request: &Request, answer: &mut Answer) -> i32 {
 
 /// Names of the components a diff document has changes in, each once.
 fn changed_in_diff(doc: &Value) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for change in doc["changes"].as_array().into_iter().flatten() {
-        if let Some(name) = change["component"].as_str() {
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names
+    once(
+        doc["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|change| change["component"].as_str()),
+    )
 }
 
 fn diff(request: &Request, answer: &mut Answer) -> i32 {
