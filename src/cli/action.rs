@@ -453,12 +453,12 @@ fn show(out: &[u8]) {
 
 /// Reports a failed command: its message in the log, and annotations.
 fn report(command: &str, failure: &Failure) {
-    eprint!("{}", commands::untrusted(&failure.render(false)));
+    let message = failure.render(false);
+    eprint!("{}", commands::untrusted(&message));
     match failure {
         Failure::Config(report) => annotate(report),
         Failure::Reported => {}
-        other => {
-            let message = other.render(false);
+        _ => {
             let first = message
                 .lines()
                 .next()
