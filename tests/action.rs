@@ -182,8 +182,11 @@ impl Runner {
     }
 
     /// The action's process: no arguments, nothing but the runner's
-    /// variables, in the workspace.
+    /// variables, in the workspace. Like the runner, each step starts with
+    /// empty output and summary files.
     fn command(&self) -> Command {
+        std::fs::write(&self.output, "").expect("reset outputs");
+        std::fs::write(&self.summary, "").expect("reset summary");
         let mut cmd = Command::cargo_bin("orchestrator").expect("binary");
         cmd.env_clear()
             .envs(&self.vars)
@@ -593,8 +596,6 @@ fn apply_commits_the_state_with_the_token_and_reports_the_commit() {
         "gh workflow run environment-promotion.yml -f source_environment=dev -f target_environment=staging"
     ));
     // A second run has nothing to do, and says so.
-    std::fs::write(&runner.output, "").unwrap();
-    std::fs::write(&runner.summary, "").unwrap();
     let again = runner.run();
     assert_eq!(again.code, Some(0), "{}", again.log);
     assert_eq!(again.output("summary"), "apply dev: nothing to do");
@@ -699,7 +700,6 @@ fn a_bad_input_is_an_error_naming_it_and_the_outputs_are_still_written() {
     assert_eq!(step.output("plan"), "null");
 
     runner.input("dry-run", "false").input("environment", "");
-    std::fs::write(&runner.output, "").unwrap();
     let step = runner.run();
     assert_eq!(step.code, Some(2));
     assert_eq!(
@@ -834,7 +834,6 @@ fn diff_and_an_unready_promotion_answer_with_what_differs() {
     assert!(step.log.contains("dev → staging"));
 
     runner.input("command", "promote");
-    std::fs::write(&runner.output, "").unwrap();
     let before = std::fs::read_to_string(
         runner
             .workspace()
@@ -875,8 +874,6 @@ fn promote_writes_the_target_values_once_the_source_is_deployed() {
         .input("environment", "")
         .input("from", "dev")
         .input("to", "staging");
-    std::fs::write(&runner.output, "").unwrap();
-    std::fs::write(&runner.summary, "").unwrap();
     let step = runner.run();
     assert_eq!(step.code, Some(0), "{}", step.log);
     assert_eq!(step.output("result"), "succeeded");

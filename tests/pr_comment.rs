@@ -314,12 +314,9 @@ fn a_pull_request_that_changes_nothing_deployed_gets_no_comment_and_an_earlier_o
     assert_eq!(result(&out), "updated");
     let comments = ours(&fake, number);
     assert_eq!(comments.len(), 1);
-    assert!(
-        comments[0]
-            .body
-            .contains("merging this pull request deploys nothing"),
-        "{}",
-        comments[0].body
+    assert_contains(
+        &comments[0].body,
+        &["merging this pull request deploys nothing"],
     );
 }
 
@@ -335,11 +332,7 @@ fn a_fork_pull_request_with_a_read_only_token_only_warns() {
     fork["pull_request"]["head"]["repo"]["fork"] = json!(true);
     let out = comment(&setup.work(), &fake, READ_ONLY_TOKEN, &fork);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("pull request from a fork"),
-        "{}",
-        stderr(&out)
-    );
+    assert_contains(&stderr(&out), &["pull request from a fork"]);
     assert!(fake.comments(number).is_empty());
 }
 
@@ -361,11 +354,7 @@ fn bad_input_is_named_and_an_invalid_configuration_is_said_in_the_comment() {
             .expect("run")
     };
     assert_eq!(push.status.code(), Some(2));
-    assert!(
-        stderr(&push).contains("the `push` event is not a pull request"),
-        "{}",
-        stderr(&push)
-    );
+    assert_contains(&stderr(&push), &["the `push` event is not a pull request"]);
 
     git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
     let config = std::fs::read_to_string(setup.work().join("orchestrator.yaml")).unwrap();
@@ -382,15 +371,9 @@ fn bad_input_is_named_and_an_invalid_configuration_is_said_in_the_comment() {
         &event("opened", number, &base, &head, None),
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("orchestrator.yaml:"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("did you mean `depends_on`?"),
-        "{}",
-        stderr(&out)
+    assert_contains(
+        &stderr(&out),
+        &["orchestrator.yaml:", "did you mean `depends_on`?"],
     );
     let body = &ours(&fake, number)[0].body;
     assert_contains(

@@ -12,10 +12,12 @@
 use std::path::Path;
 
 use clap::Parser;
+use indexmap::IndexSet;
 use serde_json::Value;
 
 use super::{Cli, EXIT_BAD_INPUT, Failure};
-use crate::config::{Config, Report};
+use crate::config::{CloudName, Config, EnvName, Report};
+use crate::exec::engine::state_path;
 use crate::github::commands::{self, Level, Location, MAX_ERRORS};
 use crate::github::files::{Outputs, Summary};
 use crate::github::runner::{InputError, Inputs};
@@ -233,7 +235,8 @@ impl Request {
         args
     }
 
-    /// `apply` or `destroy` for this request.
+    /// `apply` or `destroy` for this request; a dry run is a plan instead
+    /// and never gets here.
     pub fn run_args(&self, format: &str) -> Vec<String> {
         let mut args = self.base(&self.command);
         self.selection(&mut args);
@@ -245,9 +248,6 @@ impl Request {
         }
         if let Some(p) = &self.on_failure {
             args.extend(["--on-failure".into(), p.clone()]);
-        }
-        if self.dry_run {
-            args.push("--dry-run".into());
         }
         if !self.commit_state {
             args.push("--no-commit".into());
@@ -453,12 +453,12 @@ fn show(out: &[u8]) {
 
 /// Reports a failed command: its message in the log, and annotations.
 fn report(command: &str, failure: &Failure) {
-    eprint!("{}", commands::untrusted(&failure.render(false)));
+    let message = failure.render(false);
+    eprint!("{}", commands::untrusted(&message));
     match failure {
         Failure::Config(report) => annotate(report),
         Failure::Reported => {}
-        other => {
-            let message = other.render(false);
+        _ => {
             let first = message
                 .lines()
                 .next()
@@ -558,19 +558,17 @@ fn clouds(config: &Config, request: &Request) -> Vec<String> {
 
 /// The state files a request reads or writes, as paths in the workspace.
 fn state_files(config: &Config, request: &Request) -> Vec<String> {
-    let Some(env) = request.environment.as_deref() else {
+    let Some(env) = request
+        .environment
+        .as_deref()
+        .and_then(|e| EnvName::parse(e).ok())
+    else {
         return Vec::new();
     };
     clouds(config, request)
         .iter()
-        .map(|cloud| {
-            config
-                .root
-                .join(&config.state.dir)
-                .join(format!("{env}-{cloud}.json"))
-                .display()
-                .to_string()
-        })
+        .filter_map(|cloud| CloudName::parse(cloud).ok())
+        .map(|cloud| state_path(config, &env, &cloud).display().to_string())
         .collect()
 }
 
@@ -620,10 +618,10 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
                 e["line"],
                 e["column"],
                 e["key"].as_str().unwrap_or(""),
-                cell(e["message"].as_str().unwrap_or("")),
+                summary::cell(e["message"].as_str().unwrap_or("")),
                 e["hint"]
                     .as_str()
-                    .map(|h| format!(" ({})", cell(h)))
+                    .map(|h| format!(" ({})", summary::cell(h)))
                     .unwrap_or_default()
             ));
         }
@@ -635,12 +633,6 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
     };
     answer.page = Some(SummaryPage::Markdown(page));
     code
-}
-
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-        .replace('<', "&lt;")
 }
 
 /// The plans of a `plan --format json` document: one per cloud.
@@ -682,20 +674,21 @@ pub fn matrix_waves(plans: &[Value]) -> Value {
     )
 }
 
+/// `names`, each once, in the order they first appear.
+fn once<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: IndexSet<&str> = names.into_iter().collect();
+    names.into_iter().map(String::from).collect()
+}
+
 /// Names of components with something to do, each once, in plan order.
 fn changed_of(plans: &[Value]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for c in plans
-        .iter()
-        .flat_map(|p| p["components"].as_array().into_iter().flatten())
-    {
-        if let Some(name) = c["name"].as_str() {
-            if c["action"] != "noop" && !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names
+    once(
+        plans
+            .iter()
+            .flat_map(|p| p["components"].as_array().into_iter().flatten())
+            .filter(|c| c["action"] != "noop")
+            .filter_map(|c| c["name"].as_str()),
+    )
 }
 
 /// Runs `plan` (as JSON) and fills in the plan outputs; returns its exit
@@ -761,12 +754,14 @@ fn deploy(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
     answer.result = doc["result"].as_str().unwrap_or("failed").to_string();
     answer.state_commit = doc["state_commit"].as_str().unwrap_or("").to_string();
     let components = doc["components"].as_object();
-    for c in components.into_iter().flat_map(|m| m.iter()) {
-        let name = c.0.rsplit('/').next().unwrap_or(c.0);
-        if c.1["status"] == "failed" && !answer.failed.iter().any(|f| f == name) {
-            answer.failed.push(name.to_string());
-        }
-    }
+    // Keys are `cloud/component` when the run spans clouds.
+    answer.failed = once(
+        components
+            .into_iter()
+            .flatten()
+            .filter(|(_, c)| c["status"] == "failed")
+            .map(|(key, _)| key.rsplit('/').next().unwrap_or(key)),
+    );
     let mut counts: Vec<(String, usize)> = Vec::new();
     for c in components.into_iter().flat_map(|m| m.values()) {
         let status = c["status"].as_str().unwrap_or("").to_string();
@@ -830,15 +825,13 @@ fn status(request: &Request, answer: &mut Answer) -> i32 {
 
 /// Names of the components a diff document has changes in, each once.
 fn changed_in_diff(doc: &Value) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for change in doc["changes"].as_array().into_iter().flatten() {
-        if let Some(name) = change["component"].as_str() {
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names
+    once(
+        doc["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|change| change["component"].as_str()),
+    )
 }
 
 fn diff(request: &Request, answer: &mut Answer) -> i32 {

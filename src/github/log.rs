@@ -196,11 +196,11 @@ impl Subscriber for ActionsLog {
                 delay,
                 pattern,
             } => {
-                let buffer = self.buffers.entry(target.clone()).or_default();
-                buffer.text.push_str(&format!(
-                    "── attempt {attempt} failed with a transient error (matched `{pattern}`); retrying in {}\n",
+                let text = format!(
+                    "── attempt {attempt} failed with a transient error (matched `{pattern}`); retrying in {}",
                     seconds(*delay)
-                ));
+                );
+                self.buffer(target, &text);
             }
             Event::Finished(f) => self.finished(f),
             Event::RunFinished { .. } if self.errors > MAX_ERRORS => {
@@ -370,5 +370,32 @@ mod tests {
         let text = run(&[skipped]);
         assert!(text.contains("platform skipped: addons failed\n"), "{text}");
         assert!(!text.contains("::group::platform"));
+    }
+
+    #[test]
+    fn a_retry_is_a_line_of_its_components_group() {
+        let text = run(&[
+            started("network"),
+            line("network", "timeout"),
+            Event::Retrying {
+                target: target("network"),
+                attempt: 1,
+                delay: Duration::from_secs(2),
+                pattern: "timeout".into(),
+            },
+            line("network", "done"),
+            finished("network", Status::Succeeded, None),
+        ]);
+        let network = &text[text.find("::group::network").unwrap()..];
+        let body: Vec<&str> = network.lines().skip(2).take(3).collect();
+        assert_eq!(
+            body,
+            [
+                "timeout",
+                "── attempt 1 failed with a transient error (matched `timeout`); retrying in 2.0s",
+                "done"
+            ],
+            "{text}"
+        );
     }
 }

@@ -84,7 +84,7 @@ const CLASSES: &[(&str, &str)] = &[
 ];
 
 /// Escapes text for a markdown table cell.
-fn cell(text: &str) -> String {
+pub fn cell(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('|', "\\|")
         .replace(['\n', '\r'], " ")
