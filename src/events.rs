@@ -145,3 +145,9 @@ pub trait Subscriber: Send {
     /// a burst of events can be written in one go.
     fn flush(&mut self) {}
 }
+
+/// Whether the targets of a run span more than one cloud, so that reports
+/// must name the cloud beside each component.
+pub fn several_clouds(targets: &[(Target, Action)]) -> bool {
+    targets.iter().any(|(t, _)| t.cloud != targets[0].0.cloud)
+}

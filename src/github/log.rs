@@ -170,7 +170,7 @@ impl Subscriber for ActionsLog {
             } => {
                 self.start = Instant::now();
                 self.environment = environment.to_string();
-                self.multi_cloud = targets.iter().any(|(t, _)| t.cloud != targets[0].0.cloud);
+                self.multi_cloud = crate::events::several_clouds(targets);
                 let n = targets.len();
                 let text = format!(
                     "Run {run_id}: {n} component{} in {environment}\n",

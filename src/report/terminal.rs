@@ -112,7 +112,7 @@ impl crate::events::Subscriber for Terminal {
             } => {
                 self.start = Instant::now();
                 self.total = targets.len();
-                self.multi_cloud = targets.iter().any(|(t, _)| t.cloud != targets[0].0.cloud);
+                self.multi_cloud = crate::events::several_clouds(targets);
                 self.width = targets
                     .iter()
                     .map(|(t, _)| self.label(t).len())
