@@ -425,23 +425,25 @@ fn write_outputs(answer: &Answer) {
 
 /// Runs one command line the way `main` would, its standard output kept.
 fn invoke(args: &[String]) -> (Result<i32, Failure>, Vec<u8>) {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let message = e.to_string();
-            let message = message.trim().trim_start_matches("error: ").to_string();
-            return (
-                Err(Failure::Usage {
-                    message,
-                    hint: None,
-                }),
-                Vec::new(),
-            );
-        }
+        Err(failure) => return (Err(failure), Vec::new()),
     };
     let mut out = Vec::new();
     let result = super::run(cli, &mut out);
     (result, out)
+}
+
+/// A command line as `main` would parse it; a bad one is a usage failure.
+fn parse(args: &[String]) -> Result<Cli, Failure> {
+    Cli::try_parse_from(args).map_err(|e| Failure::Usage {
+        message: e
+            .to_string()
+            .trim()
+            .trim_start_matches("error: ")
+            .to_string(),
+        hint: None,
+    })
 }
 
 /// Prints what a command printed for people, which may hold text from the
@@ -693,13 +695,40 @@ fn changed_of(plans: &[Value]) -> Vec<String> {
 
 /// Runs `plan` (as JSON) and fills in the plan outputs; returns its exit
 /// code and the plans.
-fn plan_outputs(request: &Request, answer: &mut Answer) -> (i32, Vec<Value>) {
-    let (result, out) = invoke(&request.plan_args("json"));
+/// Plans once, and gives the plans as `plan` prints them for people and as
+/// JSON: planning reads the state branch, which is not worth doing twice.
+fn plan_once(request: &Request) -> (Result<i32, Failure>, Vec<u8>, Vec<u8>) {
+    let planned = parse(&request.plan_args("json")).and_then(|cli| match cli.command {
+        super::Command::Plan(args) => super::inspect::planned(&cli.config, &args),
+        other => Err(Failure::Usage {
+            message: format!("expected a plan command line, got {other:?}"),
+            hint: None,
+        }),
+    });
+    let (config, plans) = match planned {
+        Ok(planned) => planned,
+        Err(failure) => return (Err(failure), Vec::new(), Vec::new()),
+    };
+    let (mut text, mut json) = (Vec::new(), Vec::new());
+    let written = super::inspect::write_plans(&config, &plans, super::Format::Text, &mut text)
+        .and_then(|()| {
+            super::inspect::write_plans(&config, &plans, super::Format::Json, &mut json)
+        });
+    (written.map(|()| 0), text, json)
+}
+
+/// The outputs of a plan (`plan`, `waves`, `changed`) from its JSON, and
+/// the plans; `result` is how planning went.
+fn plan_outputs(
+    result: Result<i32, Failure>,
+    json: &[u8],
+    answer: &mut Answer,
+) -> (i32, Vec<Value>) {
     let code = finish("plan", result);
     if code != 0 {
         return (code, Vec::new());
     }
-    let doc = json_of(&out);
+    let doc = json_of(json);
     let plans = plans_of(&doc);
     answer.plan = doc.to_string();
     answer.waves = matrix_waves(&plans).to_string();
@@ -708,12 +737,9 @@ fn plan_outputs(request: &Request, answer: &mut Answer) -> (i32, Vec<Value>) {
 }
 
 fn plan(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
-    let (text_result, out) = invoke(&request.plan_args("text"));
-    show(&out);
-    if let Err(failure) = text_result {
-        return finish("plan", Err(failure));
-    }
-    let (code, plans) = plan_outputs(request, answer);
+    let (result, text, json) = plan_once(request);
+    show(&text);
+    let (code, plans) = plan_outputs(result, &json, answer);
     if code != 0 {
         return code;
     }
@@ -737,7 +763,8 @@ fn plan(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
 }
 
 fn deploy(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
-    let (code, _) = plan_outputs(request, answer);
+    let (result, _, json) = plan_once(request);
+    let (code, _) = plan_outputs(result, &json, answer);
     if code != 0 {
         return code;
     }

@@ -73,6 +73,17 @@ pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Re
 }
 
 pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let (config, plans) = planned(file, args)?;
+    write_plans(&config, &plans, args.format, out)
+}
+
+/// What `plan` prints, before it is printed: the config, and a plan per
+/// cloud from the state (brought up to date with the state branch first)
+/// and every component's fingerprint.
+pub(super) fn planned(
+    file: &Path,
+    args: &PlanArgs,
+) -> Result<(config::Config, Vec<crate::plan::Plan>), Failure> {
     let config = load(file)?;
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, args.destroy)?;
@@ -80,7 +91,7 @@ pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<
     super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
     let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
     let plans = engine::plans(&config, &env, &observations, &request);
-    write_plans(&config, &plans, args.format, out)
+    Ok((config, plans))
 }
 
 /// Prints plans: one JSON object for one cloud, an array for several, or
