@@ -116,8 +116,15 @@ impl Fingerprinter {
         let files = parallel(dirs.len(), |i| {
             trees[i].clone().unwrap_or_else(|| content_hash(&dirs[i]))
         });
+        let present = values::present(config, env);
         let values = parallel(config.components.len(), |i| {
-            values_digest(config, env, &config.components[i])
+            let component = &config.components[i];
+            match &present {
+                Some(files) if !files.contains(&values::file_name(&component.name)) => {
+                    Sha256::digest(b"").into()
+                }
+                _ => values_digest(config, env, component),
+            }
         });
         clouds
             .iter()
@@ -255,8 +262,57 @@ fn combine(
     h.update(b"\nvalues ");
     h.update(values);
     h.update(b"\ndefinition ");
-    h.update(definition(component, env, cloud).to_string().as_bytes());
+    // Serialized straight from the component: the same bytes as
+    // `definition(..).to_string()`, without building a JSON tree for each
+    // of thousands of components.
+    let _ = serde_json::to_writer(HashWriter(&mut h), &Definition::of(component, env, cloud));
     format!("sha256:{:x}", h.finalize())
+}
+
+/// Feeds what is written to it to a hash.
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`definition`] as a struct: its fields serialize in the same order.
+#[derive(serde::Serialize)]
+struct Definition<'c> {
+    runner: &'c str,
+    path: String,
+    commands: Commands,
+    env: &'c indexmap::IndexMap<String, String>,
+}
+
+#[derive(serde::Serialize)]
+struct Commands {
+    plan: Option<String>,
+    apply: Option<String>,
+    destroy: Option<String>,
+}
+
+impl<'c> Definition<'c> {
+    fn of(component: &'c Component, env: &EnvName, cloud: &CloudName) -> Definition<'c> {
+        let expand = |t: &Option<crate::config::Template>| t.as_ref().map(|t| t.expand(env, cloud));
+        Definition {
+            runner: component.runner.as_str(),
+            path: component.path.expand(env, cloud),
+            commands: Commands {
+                plan: expand(&component.commands.plan),
+                apply: expand(&component.commands.apply),
+                destroy: expand(&component.commands.destroy),
+            },
+            env: &component.env,
+        }
+    }
 }
 
 /// The part of a component's definition a fingerprint covers, in `env` on
@@ -389,6 +445,19 @@ mod tests {
         assert!(holds("readme.md"));
         assert!(holds(""), "the root holds every change");
         assert!(!holds_change(&[], Path::new("")));
+    }
+
+    #[test]
+    fn the_hashed_definition_is_the_json_of_the_definition() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("orchestrator.yaml");
+        let config = crate::config::load(&example).unwrap();
+        assert!(config.components.iter().any(|c| !c.env.is_empty()));
+        let env = EnvName::parse("dev").unwrap();
+        let cloud = CloudName::parse("aws").unwrap();
+        for component in &config.components {
+            let direct = serde_json::to_string(&Definition::of(component, &env, &cloud)).unwrap();
+            assert_eq!(direct, definition(component, &env, &cloud).to_string());
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! an error, because a misspelt file name would otherwise be silently
 //! ignored and a deploy would run without its values.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
@@ -21,7 +23,7 @@ pub fn path(config: &Config, env: &EnvName, component: &ComponentName) -> PathBu
         .root
         .join(VALUES_DIR)
         .join(env.as_str())
-        .join(format!("{component}.yaml"))
+        .join(file_name(component))
 }
 
 /// Reads a component's values for an environment as a JSON object; `{}` when
@@ -46,11 +48,39 @@ pub fn load(
 /// Every component's values for an environment, in the config's component
 /// order, each read once.
 pub fn load_all(config: &Config, env: &EnvName) -> Result<Vec<serde_json::Value>, Report> {
+    let present = present(config, env);
     config
         .components
         .iter()
-        .map(|c| load(config, env, &c.name))
+        .map(|c| match &present {
+            Some(files) if !files.contains(&file_name(&c.name)) => {
+                Ok(serde_json::Value::Object(Default::default()))
+            }
+            _ => load(config, env, &c.name),
+        })
         .collect()
+}
+
+/// The names of the files in an environment's values folder, from one
+/// listing: most components of a large repository have no values, and
+/// asking for each file in turn would cost a lookup apiece. Empty when
+/// there is no folder; `None` when it cannot be listed, and then each file
+/// is looked for on its own.
+pub fn present(config: &Config, env: &EnvName) -> Option<HashSet<OsString>> {
+    match std::fs::read_dir(config.root.join(VALUES_DIR).join(env.as_str())) {
+        Ok(entries) => Some(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(HashSet::new()),
+        Err(_) => None,
+    }
+}
+
+/// The name of a component's values file.
+pub fn file_name(component: &ComponentName) -> OsString {
+    format!("{component}.yaml").into()
 }
 
 /// Checks every values file of the given environments, and that nothing
@@ -178,5 +208,47 @@ pub fn parse<'t>(file: &Path, text: &'t str, report: &mut Report) -> Option<Node
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(root: &Path) -> Config {
+        std::fs::create_dir_all(root.join("c")).unwrap();
+        std::fs::write(
+            root.join("orchestrator.yaml"),
+            "version: 1\ndefaults:\n  runner: shell\ncomponents:\n  \
+             a: {path: c, commands: {apply: \"true\"}}\n  \
+             b: {path: c, commands: {apply: \"true\"}}\n\
+             environments:\n  dev: {clouds: [aws]}\n",
+        )
+        .unwrap();
+        crate::config::load(&root.join("orchestrator.yaml")).unwrap()
+    }
+
+    #[test]
+    fn components_without_a_file_take_no_values_and_those_with_one_take_it() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let config = config(tmp.path());
+        let env = EnvName::parse("dev").unwrap();
+        let empty = serde_json::json!({});
+        assert_eq!(present(&config, &env), Some(HashSet::new()));
+        assert_eq!(
+            load_all(&config, &env).unwrap(),
+            [empty.clone(), empty.clone()]
+        );
+
+        std::fs::create_dir_all(tmp.path().join("environments/dev")).unwrap();
+        std::fs::write(tmp.path().join("environments/dev/b.yaml"), "size: 3\n").unwrap();
+        assert_eq!(
+            present(&config, &env),
+            Some(HashSet::from([OsString::from("b.yaml")]))
+        );
+        assert_eq!(
+            load_all(&config, &env).unwrap(),
+            [empty, serde_json::json!({"size": 3})]
+        );
     }
 }

@@ -13,9 +13,11 @@ use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::config::CloudName;
 use crate::events::{Event, Stream, Subscriber, Target};
+use crate::plan::Action;
 
 /// Where the logs of all runs go, relative to the repository root.
 pub const LOGS_DIR: &str = ".orchestrator/logs";
@@ -29,10 +31,16 @@ pub struct Logs {
     warned: bool,
 }
 
-/// The log of one running component: the lines written before it first
-/// printed are held back until it does, or dropped when it ends silent.
+/// The log of one running component: what comes before it first prints is
+/// held back until it does, or dropped when it ends silent.
 enum Log {
-    Pending(String),
+    /// Nothing printed yet: the start, kept as it came (most components
+    /// never print, and their start is never formatted), and the lines
+    /// written since.
+    Pending {
+        started: Option<(Action, SystemTime)>,
+        held: String,
+    },
     Open(BufWriter<File>),
     /// The file could not be created; the warning was given.
     Failed,
@@ -56,25 +64,40 @@ impl Logs {
     }
 
     /// Adds a line to the log of `target`. A line the component `printed`
-    /// creates the file, with the lines held back before it.
+    /// creates the file, with what was held back before it.
     fn write(&mut self, target: &Target, line: fmt::Arguments<'_>, printed: bool) {
         if !self.running.contains_key(target) {
-            self.running
-                .insert(target.clone(), Log::Pending(String::new()));
+            self.running.insert(
+                target.clone(),
+                Log::Pending {
+                    started: None,
+                    held: String::new(),
+                },
+            );
         }
         let Some(log) = self.running.get_mut(target) else {
             return;
         };
-        if let Log::Pending(held) = log {
+        if let Log::Pending { started, held } = log {
             if !printed {
                 let _ = held.write_fmt(line);
                 held.push('\n');
                 return;
             }
-            let held = std::mem::take(held);
+            let (started, held) = (started.take(), std::mem::take(held));
             *log = match create(&self.dir, &mut self.made, target) {
                 Ok(file) => {
                     let mut f = BufWriter::new(file);
+                    if let Some((action, at)) = started {
+                        let _ = writeln!(
+                            f,
+                            "# {} {} on {}, started {}",
+                            action.as_str(),
+                            target.component,
+                            target.cloud,
+                            humantime::format_rfc3339_seconds(at)
+                        );
+                    }
                     let _ = f.write_all(held.as_bytes());
                     Log::Open(f)
                 }
@@ -112,16 +135,12 @@ impl Subscriber for Logs {
     fn on_event(&mut self, event: &Event) {
         match event {
             Event::Started { target, action, at } => {
-                let at = humantime::format_rfc3339_seconds(*at);
-                self.write(
-                    target,
-                    format_args!(
-                        "# {} {} on {}, started {at}",
-                        action.as_str(),
-                        target.component,
-                        target.cloud
-                    ),
-                    false,
+                self.running.insert(
+                    target.clone(),
+                    Log::Pending {
+                        started: Some((*action, *at)),
+                        held: String::new(),
+                    },
                 );
             }
             Event::Step { target, command } => {
@@ -170,12 +189,9 @@ impl Subscriber for Logs {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
     use crate::config::ComponentName;
     use crate::events::{Finished, Status};
-    use crate::plan::Action;
 
     fn target(name: &str) -> Target {
         Target {
