@@ -19,6 +19,7 @@ use std::fs::{self, File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::model::{SCHEMA_VERSION, StateFile};
 use crate::config::{CloudName, EnvName};
@@ -148,9 +149,63 @@ pub fn stamp(path: &Path) -> Result<Option<Stamp>, StateError> {
 /// at a time. Released when dropped.
 pub struct FileLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
 
+/// How long [`FileLock::take`] waits. Holders keep the lock for one read
+/// and write of the file, milliseconds; one that keeps it this long is
+/// stuck (stopped, or blocked on a dead network file system), and a run
+/// says so rather than hanging with it.
+pub const FILE_LOCK_WAIT: Duration = Duration::from_secs(60);
+
 impl FileLock {
-    /// Waits for the lock of the state file at `path` and takes it.
+    /// Waits for the lock of the state file at `path`, at most
+    /// [`FILE_LOCK_WAIT`], and takes it.
     pub fn take(path: &Path) -> Result<FileLock, StateError> {
+        FileLock::take_within(path, FILE_LOCK_WAIT)
+    }
+
+    /// Waits for the lock of the state file at `path`, at most `wait`, and
+    /// takes it. The lock is taken at once when it is free; otherwise a
+    /// thread blocks on it, so the lock is had the moment it is given
+    /// back. If the wait runs out, that thread gives the lock back as soon
+    /// as it gets it.
+    pub fn take_within(path: &Path, wait: Duration) -> Result<FileLock, StateError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let (file, lock_path) = FileLock::open(path)?;
+        let io = |action, e| StateError::io(&lock_path, action, e);
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Ok(FileLock(locked)),
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => file,
+            Err((_, errno)) => return Err(io("lock", errno.into())),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("state-lock".into())
+            .spawn(move || {
+                // Dropped, and so released, if nobody waits for it any more.
+                let _ = tx.send(Flock::lock(file, FlockArg::LockExclusive));
+            })
+            .map_err(|e| io("wait for the lock of", e))?;
+        match rx.recv_timeout(wait) {
+            Ok(Ok(locked)) => Ok(FileLock(locked)),
+            Ok(Err((_, errno))) => Err(io("lock", errno.into())),
+            Err(_) => Err(StateError::io(
+                path,
+                "lock",
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process has held its lock file for over {}; \
+                         `fuser {}` names it",
+                        humantime::format_duration(wait),
+                        lock_path.display()
+                    ),
+                ),
+            )),
+        }
+    }
+
+    /// Opens (creating it and its directory) the lock file of the state
+    /// file at `path`.
+    fn open(path: &Path) -> Result<(File, PathBuf), StateError> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut name = OsString::from(".");
         name.push(path.file_name().unwrap_or_default());
@@ -164,9 +219,7 @@ impl FileLock {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io("open", e))?;
-        let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| io("lock", errno.into()))?;
-        Ok(FileLock(locked))
+        Ok((file, lock_path))
     }
 }
 
@@ -654,6 +707,35 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("records dev-aws, not prod-aws"), "{text}");
         assert!(text.contains("dev-aws.json"), "{text}");
+    }
+
+    #[test]
+    fn a_file_lock_is_had_as_soon_as_it_is_given_back_and_a_stuck_holder_is_named() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let path = tmp.path().join("dev-aws.json");
+        let held = FileLock::take(&path).unwrap();
+        let err = FileLock::take_within(&path, Duration::from_millis(100))
+            .err()
+            .expect("the lock is held");
+        let message = err.message();
+        assert!(message.contains("dev-aws.json"), "{message}");
+        assert!(
+            message.contains(".dev-aws.json.lock` names it"),
+            "{message}"
+        );
+
+        let giver = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let start = std::time::Instant::now();
+        let taken = FileLock::take_within(&path, Duration::from_secs(30));
+        assert!(taken.is_ok());
+        assert!(start.elapsed() < Duration::from_secs(10));
+        giver.join().unwrap();
+        drop(taken);
+        // The thread that waited past its time gave the lock back.
+        assert!(FileLock::take_within(&path, Duration::from_secs(5)).is_ok());
     }
 
     #[test]
