@@ -22,7 +22,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -30,10 +30,10 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use super::child::{self, Spawned};
 use super::presets::{self, Action, PresetError, Step, StepContext};
 use super::transient::TransientPatterns;
 use crate::config::Component;
@@ -395,8 +395,12 @@ async fn run_step(
     events: &mut (dyn FnMut(RunEvent) + Send),
     attempt: &mut Attempt,
 ) -> Outcome {
-    let mut child = match spawn(job, step) {
-        Ok(child) => child,
+    let Spawned {
+        mut child,
+        stdout,
+        stderr,
+    } = match spawn(job, step) {
+        Ok(spawned) => spawned,
         Err(error) => {
             return Outcome::NotStarted {
                 step: command,
@@ -404,18 +408,9 @@ async fn run_step(
             };
         }
     };
-    let mut group = match child.id() {
-        Some(pid) => Group::new(pid),
-        // Only a child already reaped has no id, and this one was just spawned.
-        None => {
-            return Outcome::NotStarted {
-                step: command,
-                error: "the process ended before it could be tracked".to_string(),
-            };
-        }
-    };
-    let mut stdout = child.stdout.take().map(Lines::new);
-    let mut stderr = child.stderr.take().map(Lines::new);
+    let mut group = Group::new(child.id());
+    let mut stdout = Some(Lines::new(stdout));
+    let mut stderr = Some(Lines::new(stderr));
 
     let mut status: Option<std::io::Result<ExitStatus>> = None;
     let mut stop: Option<Stop> = None;
@@ -507,36 +502,22 @@ async fn run_step(
     }
 }
 
-fn spawn(job: &Job, step: &Step) -> std::io::Result<Child> {
+fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
     let path = job
         .env
         .iter()
         .rev()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone());
-    Command::new(resolve(&step.program, path))
-        .args(&step.args)
-        .current_dir(&job.cwd)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(null_input())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A group of its own: signals reach the step's whole process tree,
-        // and a Ctrl-C in the terminal reaches only the orchestrator, which
-        // then stops the steps gracefully itself.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-}
-
-/// `/dev/null` as a child's standard input: one descriptor opened once and
-/// duplicated for each child, which is cheaper than opening the device again.
-fn null_input() -> Stdio {
-    static NULL: LazyLock<Option<std::fs::File>> =
-        LazyLock::new(|| std::fs::File::open("/dev/null").ok());
-    NULL.as_ref()
-        .and_then(|null| null.try_clone().ok())
-        .map_or_else(Stdio::null, Stdio::from)
+    // Its own process group (see `child`): signals reach the step's whole
+    // process tree, and a Ctrl-C in the terminal reaches only the
+    // orchestrator, which then stops the steps gracefully itself.
+    child::spawn(
+        &resolve(&step.program, path),
+        &step.args,
+        &job.cwd,
+        &job.env,
+    )
 }
 
 /// The full path of `program` on `path` (the job's PATH, else ours), looked
