@@ -117,28 +117,33 @@ impl Fingerprinter {
             trees[i].clone().unwrap_or_else(|| content_hash(&dirs[i]))
         });
         let present = values::present(config, env);
-        let values = parallel(config.components.len(), |i| {
+        // Each component's values digest and its fingerprint on every
+        // cloud, on the same threads: hashing the definitions of thousands
+        // of components is most of what is left once the files are known.
+        let per_component = parallel(config.components.len(), |i| {
             let component = &config.components[i];
-            match &present {
-                Some(files) if !files.contains(&values::file_name(&component.name)) => {
+            let values = match &present {
+                Some(names) if !names.contains(&values::file_name(&component.name)) => {
                     Sha256::digest(b"").into()
                 }
                 _ => values_digest(config, env, component),
-            }
+            };
+            clouds
+                .iter()
+                .zip(&of)
+                .map(|(cloud, dirs)| combine(&files[dirs[i]], &values, component, env, cloud))
+                .collect::<Vec<String>>()
         });
-        clouds
+        let mut by_cloud: Vec<Vec<String>> = clouds
             .iter()
-            .zip(of)
-            .map(|(cloud, dirs)| {
-                config
-                    .components
-                    .iter()
-                    .zip(dirs)
-                    .zip(&values)
-                    .map(|((c, dir), values)| combine(&files[dir], values, c, env, cloud))
-                    .collect()
-            })
-            .collect()
+            .map(|_| Vec::with_capacity(per_component.len()))
+            .collect();
+        for fingerprints in per_component {
+            for (cloud, fingerprint) in by_cloud.iter_mut().zip(fingerprints) {
+                cloud.push(fingerprint);
+            }
+        }
+        by_cloud
     }
 
     /// `git:<tree id>` of each directory at HEAD, for those that are tracked

@@ -63,8 +63,10 @@ fn check(kind: &str, s: &str) -> Result<(), NameError> {
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident, $kind:literal) => {
         $(#[$doc])*
+        // Shared: names are cloned into every event and record of a run,
+        // and a clone of an `Arc` allocates nothing.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $ty(String);
+        pub struct $ty(std::sync::Arc<str>);
 
         impl $ty {
             /// What this kind of name is called in messages.
@@ -72,7 +74,7 @@ macro_rules! name_type {
 
             /// Parses a name, refusing anything outside `[a-z0-9][a-z0-9_-]*`.
             pub fn parse(s: &str) -> Result<Self, NameError> {
-                check($kind, s).map(|()| $ty(s.to_string()))
+                check($kind, s).map(|()| $ty(s.into()))
             }
 
             /// The name as a string slice.

@@ -16,14 +16,14 @@
 //! exits, whatever is left in its group is killed. Otherwise a background
 //! process could hold the output pipes open and the run would never end.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -526,18 +526,22 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
 /// of steps pays for in kernel time. Unresolvable names are returned as
 /// they are, so the spawn reports the error.
 fn resolve(program: &str, path: Option<String>) -> PathBuf {
-    /// Resolved paths by program and PATH.
-    type Resolved = HashMap<(String, Option<String>), PathBuf>;
-    static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(Default::default);
+    /// Resolved paths by program and PATH: a run has a few of each, so a
+    /// list searched without allocating beats a map keyed by owned strings.
+    type Resolved = Vec<(String, Option<String>, PathBuf)>;
+    static RESOLVED: Mutex<Resolved> = Mutex::new(Vec::new());
     if program.contains('/') {
         return PathBuf::from(program);
     }
-    let key = (program.to_string(), path);
-    if let Some(found) = RESOLVED.lock().ok().and_then(|m| m.get(&key).cloned()) {
+    let known = |m: &Resolved| {
+        m.iter()
+            .find(|(p, on, _)| p == program && *on == path)
+            .map(|(_, _, found)| found.clone())
+    };
+    if let Some(found) = RESOLVED.lock().ok().and_then(|m| known(&m)) {
         return found;
     }
-    let search = key
-        .1
+    let search = path
         .clone()
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
@@ -549,7 +553,7 @@ fn resolve(program: &str, path: Option<String>) -> PathBuf {
         })
         .unwrap_or_else(|| PathBuf::from(program));
     if let Ok(mut m) = RESOLVED.lock() {
-        m.insert(key, found.clone());
+        m.push((program.to_string(), path, found.clone()));
     }
     found
 }

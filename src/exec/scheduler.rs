@@ -151,7 +151,7 @@ where
         }
     }
     let mut running = JoinSet::new();
-    let mut tasks = std::collections::HashMap::new();
+    let mut tasks = foldhash::HashMap::default();
     let mut stopped = false;
     let cap = schedule.max_parallel.max(1);
     loop {

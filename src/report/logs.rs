@@ -8,7 +8,7 @@
 //! of files nobody reads would cost more than the components themselves,
 //! and the result and error of each component are in the state file anyway.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -25,7 +25,7 @@ pub const LOGS_DIR: &str = ".orchestrator/logs";
 /// Writes each component's output to its log file.
 pub struct Logs {
     dir: PathBuf,
-    running: HashMap<Target, Log>,
+    running: foldhash::HashMap<Target, Log>,
     /// Cloud directories already created in this run.
     made: HashSet<CloudName>,
     warned: bool,
@@ -51,7 +51,7 @@ impl Logs {
     pub fn new(root: &Path, run_id: u64) -> Logs {
         Logs {
             dir: root.join(LOGS_DIR).join(run_id.to_string()),
-            running: HashMap::new(),
+            running: Default::default(),
             made: HashSet::new(),
             warned: false,
         }
