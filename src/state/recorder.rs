@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::lock::{self, Holder};
 use super::model::{ComponentRecord, RecordAction, RunInfo, StateFile, Status, Timestamp};
+use super::store::Durability;
 use super::writer::Writer;
 use crate::config::{CloudName, ComponentName};
 use crate::events::{Event, Subscriber};
@@ -235,10 +236,23 @@ fn write_loop(
         // releases it.
         let release = if closing { release.take() } else { None };
         if changes.is_empty() && release.is_none() {
-            return; // closing, and everything is written
+            // Closing, and everything is written: the last write is made
+            // as durable as a single one would be.
+            if let (Err(e), Ok(mut outcome)) = (writer.sync(), outcome.lock()) {
+                outcome.errors.push(e.to_string());
+            }
+            return;
         }
         last_write = Some(Instant::now());
-        let written = writer.write(|state| record(state, changes, run, release));
+        // Writes while the run goes on leave the directory unsynced: a
+        // power cut finds the version before, whole, and the run's last
+        // write syncs it.
+        let durability = if closing {
+            Durability::Full
+        } else {
+            Durability::Contents
+        };
+        let written = writer.write_with(durability, |state| record(state, changes, run, release));
         let Ok(mut outcome) = outcome.lock() else {
             return;
         };

@@ -63,16 +63,32 @@ pub fn read(
 /// old file first (see [`update`]).
 pub fn write(path: &Path, state: &StateFile) -> Result<Stamp, StateError> {
     let bytes = render(state).map_err(|e| StateError::io(path, "serialize", e.into()))?;
-    write_rendered(path, &bytes)
+    write_rendered(path, &bytes, Durability::Full)
+}
+
+/// How much of a write is on disk when it returns. Either way the file is
+/// replaced whole, and a reader (or a crash of this process) sees the old
+/// version or the new one, never a mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The new contents and the replacement: after a power cut the file is
+    /// the new version.
+    Full,
+    /// The new contents, but not yet the replacement: after a power cut
+    /// the file may be the version before, whole. For the writes in the
+    /// middle of a run, which a later one makes [`Durability::Full`];
+    /// syncing the directory each time would cost a journal commit a write.
+    Contents,
 }
 
 /// Writes `bytes`, a state as [`render`] gives it, to `path` as [`write`]
-/// does, and returns the new file's stamp.
-pub fn write_rendered(path: &Path, bytes: &[u8]) -> Result<Stamp, StateError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+/// does, as durably as asked, and returns the new file's stamp.
+pub fn write_rendered(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+) -> Result<Stamp, StateError> {
+    let dir = parent(path);
     fs::create_dir_all(dir).map_err(|e| StateError::io(path, "create the directory of", e))?;
 
     // A name tied to the state file makes a leftover from a killed run easy
@@ -104,11 +120,25 @@ pub fn write_rendered(path: &Path, bytes: &[u8]) -> Result<Stamp, StateError> {
         .metadata()
         .map(|m| Stamp::of(&m))
         .map_err(|e| StateError::io(path, "inspect", e))?;
-    // The rename is only durable once the directory entry is on disk.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StateError::io(path, "sync the directory of", e))?;
+    if durability == Durability::Full {
+        sync_directory(path)?;
+    }
     Ok(stamp)
+}
+
+/// Puts the directory entry of the state file at `path` on disk: a rename
+/// is only durable once it is.
+pub fn sync_directory(path: &Path) -> Result<(), StateError> {
+    File::open(parent(path))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StateError::io(path, "sync the directory of", e))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 /// One version of a state file on disk, as the file system tells it apart:

@@ -22,7 +22,7 @@ use std::time::SystemTime;
 use super::merge::{self, Ties};
 use super::model::{RunInfo, StateFile, Timestamp};
 use super::render::Renderer;
-use super::store::{self, FileLock, Stamp, StateError};
+use super::store::{self, Durability, FileLock, Stamp, StateError};
 use crate::config::ComponentName;
 
 /// One run's writer of one local state file.
@@ -45,6 +45,9 @@ pub struct Writer {
     /// The components whose records changed since the last render;
     /// `None` when every record is to be rendered again.
     unrendered: Option<BTreeSet<ComponentName>>,
+    /// Whether the last write left its replacement of the file off disk
+    /// ([`Durability::Contents`]).
+    unsynced: bool,
 }
 
 impl Writer {
@@ -61,6 +64,7 @@ impl Writer {
             locking: true,
             renderer: Renderer::new(),
             unrendered: None,
+            unsynced: false,
         }
     }
 
@@ -71,6 +75,16 @@ impl Writer {
     pub fn unlocked(mut self) -> Writer {
         self.locking = false;
         self
+    }
+
+    /// Makes the last write as durable as [`Durability::Full`] when it was
+    /// written with less.
+    pub fn sync(&mut self) -> Result<(), StateError> {
+        if self.unsynced {
+            store::sync_directory(&self.path)?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 
     /// The state as this writer knows it.
@@ -92,6 +106,15 @@ impl Writer {
     /// here and goes out with the next write that succeeds.
     pub fn write(
         &mut self,
+        change: impl FnOnce(&mut StateFile) -> Vec<ComponentName>,
+    ) -> Result<(), StateError> {
+        self.write_with(Durability::Full, change)
+    }
+
+    /// [`Writer::write`], as durably as asked.
+    pub fn write_with(
+        &mut self,
+        durability: Durability,
         change: impl FnOnce(&mut StateFile) -> Vec<ComponentName>,
     ) -> Result<(), StateError> {
         let locked = self
@@ -124,7 +147,8 @@ impl Writer {
         })?;
         // The renderer holds the text of every record now.
         self.unrendered = Some(BTreeSet::new());
-        self.written = Some(store::write_rendered(&self.path, bytes)?);
+        self.written = Some(store::write_rendered(&self.path, bytes, durability)?);
+        self.unsynced = durability == Durability::Contents;
         self.dirty = false;
         Ok(())
     }
@@ -254,6 +278,22 @@ mod tests {
             .map(|(n, r)| format!("{n} {}", r.status))
             .collect();
         listed.join(", ")
+    }
+
+    #[test]
+    fn a_write_that_leaves_the_directory_unsynced_is_whole_and_sync_finishes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut writer) = file(dir.path());
+        writer
+            .write_with(Durability::Contents, succeeded("network", 1, 1))
+            .unwrap();
+        assert!(writer.unsynced);
+        assert_eq!(listed(&read(&path)), listed(writer.state()));
+        writer.sync().unwrap();
+        assert!(!writer.unsynced);
+        writer.write(succeeded("dns", 2, 1)).unwrap();
+        assert!(!writer.unsynced, "a full write leaves nothing to sync");
+        assert_eq!(read(&path).components.len(), 2);
     }
 
     #[test]
