@@ -189,6 +189,75 @@ fn stop_lets_running_components_finish_and_starts_nothing_new() {
 }
 
 #[test]
+fn under_a_cap_the_caps_hold_and_stop_starts_none_of_those_waiting_for_a_slot() {
+    // Independent components, one at a time: while `bad` runs, the next is
+    // already prepared and waiting for the slot; `bad` failing must keep it
+    // from starting, and no two components may ever run at once.
+    let stopped = repo(
+        &[
+            ("a", &[], &timed("a", 0.1)),
+            (
+                "bad",
+                &[],
+                "echo start bad $(date +%s%N) >> ../../times.log; exit 1",
+            ),
+            ("c", &[], &timed("c", 0.1)),
+            ("d", &[], &timed("d", 0.1)),
+        ],
+        "",
+    );
+    let (code, doc) = json_run(
+        &stopped,
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--max-parallel",
+            "1",
+            "--on-failure",
+            "stop",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[
+            ("a", "succeeded"),
+            ("bad", "failed"),
+            ("c", "skipped"),
+            ("d", "skipped")
+        ])
+    );
+    assert_eq!(
+        doc["components"]["c"]["error"],
+        "skipped: the run stopped after a failure"
+    );
+    let t = times(&stopped);
+    assert!(at(&t, "start", "bad") >= at(&t, "end", "a"), "{t:?}");
+    assert!(t.iter().all(|(_, n, _)| n == "a" || n == "bad"), "{t:?}");
+
+    // With a cap of two, at most two run at any moment.
+    let names = ["p", "q", "r", "s", "u"];
+    let commands: Vec<String> = names.iter().map(|n| timed(n, 0.15)).collect();
+    let specs: Vec<(&str, &[&str], &str)> = names
+        .iter()
+        .zip(&commands)
+        .map(|(n, c)| (*n, &[] as &[&str], c.as_str()))
+        .collect();
+    let capped = repo(&specs, "");
+    let (code, _) = json_run(&capped, &["apply", "--env", "dev", "--max-parallel", "2"]);
+    assert_eq!(code, Some(0));
+    let t = times(&capped);
+    for (_, name, start) in t.iter().filter(|(e, _, _)| e == "start") {
+        let running = names
+            .iter()
+            .filter(|n| at(&t, "start", n) <= *start && at(&t, "end", n) > *start)
+            .count();
+        assert!(running <= 2, "{running} running when {name} started: {t:?}");
+    }
+}
+
+#[test]
 fn continue_runs_dependents_of_a_failure_anyway() {
     let repo = failing_diamond();
     let (code, doc) = json_run(

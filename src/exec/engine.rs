@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
@@ -165,6 +167,11 @@ struct Context {
     scratch: PathBuf,
     cancel: CancellationToken,
     events: UnboundedSender<Event>,
+    /// One permit a running component: `--max-parallel`.
+    slots: Semaphore,
+    /// Set by a failure under `--on-failure stop`, before its slot is
+    /// given back, so that no component waiting for a slot starts after it.
+    stopped: AtomicBool,
 }
 
 /// Runs the planned components of every cloud, with each component's
@@ -195,6 +202,7 @@ pub async fn execute(
             s
         })
         .collect();
+    let slots = options.max_parallel.max(1);
     let schedule = Schedule {
         graph,
         selections,
@@ -203,7 +211,10 @@ pub async fn execute(
         } else {
             Walk::Dependents
         },
-        max_parallel: options.max_parallel,
+        // One more unit than there are slots for each slot: it is prepared
+        // while the others run, and starts the moment a slot frees up,
+        // rather than after the last one's end has been recorded.
+        max_parallel: slots * 2,
         policy: options.policy,
     };
     // Values files and outputs live in a private directory removed after the
@@ -271,6 +282,8 @@ pub async fn execute(
         scratch: scratch.path().to_path_buf(),
         cancel: cancel.clone(),
         events: tx,
+        slots: Semaphore::new(slots),
+        stopped: AtomicBool::new(false),
     });
     let work = {
         let ctx = ctx.clone();
@@ -301,7 +314,8 @@ pub async fn execute(
                         Status::Skipped,
                         Some("skipped: the run stopped after a failure".to_string()),
                     ),
-                    Ending::NotStarted => (
+                    // The scheduler records a withheld visit as never handed out.
+                    Ending::NotStarted | Ending::Visited(Visit::Withheld) => (
                         Status::Cancelled,
                         Some("cancelled before it started".to_string()),
                     ),
@@ -410,12 +424,25 @@ fn fingerprint_of(planned: &[Vec<Option<(Action, String)>>], unit: Unit) -> Stri
         .unwrap_or_default()
 }
 
-/// Runs one component on one cloud and reports how it went.
+/// Runs one component on one cloud and reports how it went. Its job is
+/// prepared first; then it waits for a slot, and holds it until its end is
+/// known and reported.
 async fn visit(ctx: &Context, unit: Unit) -> Visit {
     let component = &ctx.config.components[unit.component];
     let target = target(&ctx.clouds, &ctx.config, unit);
     let cloud = &ctx.clouds[unit.cloud];
     let action = action_of(&ctx.planned, unit);
+    let job = prepare(ctx, unit);
+    let _slot = tokio::select! {
+        slot = ctx.slots.acquire() => match slot {
+            Ok(slot) => slot,
+            Err(_) => return Visit::Withheld,
+        },
+        () = ctx.cancel.cancelled() => return Visit::Withheld,
+    };
+    if ctx.cancel.is_cancelled() || ctx.stopped.load(Ordering::Acquire) {
+        return Visit::Withheld;
+    }
     let started_at = SystemTime::now();
     let _ = ctx.events.send(Event::Started {
         target: target.clone(),
@@ -423,6 +450,9 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
         at: started_at,
     });
     let finish = |status: Status, attempts: u32, error: Option<String>, outputs, tail| {
+        if status == Status::Failed && ctx.options.policy == FailurePolicy::Stop {
+            ctx.stopped.store(true, Ordering::Release);
+        }
         let _ = ctx.events.send(Event::Finished(Box::new(Finished {
             target: target.clone(),
             action,
@@ -436,7 +466,7 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
             tail,
         })));
     };
-    let job = match prepare(ctx, unit) {
+    let job = match job {
         Ok(job) => job,
         Err(error) => {
             finish(

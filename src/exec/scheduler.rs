@@ -48,6 +48,9 @@ pub enum Visit {
     Failed,
     /// It was stopped by cancellation.
     Cancelled,
+    /// It never started: by the time it could, the run had been cancelled
+    /// or stopped after a failure. Ends as a unit never handed out does.
+    Withheld,
 }
 
 /// How every unit of the run ended.
@@ -72,7 +75,9 @@ pub struct Schedule<'g> {
     pub selections: Vec<Selection>,
     /// `Dependents` for deploys, `Dependencies` for destroys (reverse order).
     pub walk: Walk,
-    /// Concurrency cap (at least 1).
+    /// How many units are handed to visitors at once (at least 1). A
+    /// visitor may hold a unit back until a slot of its own frees up, and
+    /// so prepare it while others run.
     pub max_parallel: usize,
     /// What a failure does to the rest.
     pub policy: FailurePolicy,
@@ -175,6 +180,9 @@ where
         let Some(unit) = tasks.remove(&id) else {
             continue;
         };
+        if result == Visit::Withheld {
+            continue;
+        }
         ending[schedule.index(unit)] = Some(Ending::Visited(result));
         match (result, schedule.policy) {
             (Visit::Succeeded, _) | (Visit::Failed, FailurePolicy::Continue) => {
@@ -190,7 +198,7 @@ where
                 skip_after(schedule, unit, unit, &mut ending)
             }
             (Visit::Failed, FailurePolicy::Stop) => stopped = true,
-            (Visit::Cancelled, _) => {}
+            (Visit::Cancelled | Visit::Withheld, _) => {}
         }
     }
     units
@@ -443,16 +451,37 @@ mod tests {
         assert!(times(&log, "slow").2 <= times(&log, "net").1);
     }
 
-    #[tokio::test]
-    async fn cancellation_starts_nothing_more() {
-        let g = graph(&[("a", &[]), ("b", &["a"])]);
-        let schedule = Schedule {
-            graph: &g,
+    /// Every unit of `g`, two at a time.
+    fn of_two(g: &Graph, policy: FailurePolicy) -> Schedule<'_> {
+        Schedule {
+            graph: g,
             selections: vec![g.all()],
             walk: Walk::Dependents,
             max_parallel: 2,
-            policy: FailurePolicy::SkipDependents,
-        };
+            policy,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_withheld_unit_ends_as_one_never_handed_out() {
+        let g = graph(&[("a", &[]), ("b", &[])]);
+        let schedule = of_two(&g, FailurePolicy::Stop);
+        let endings = run(&schedule, &CancellationToken::new(), |u| async move {
+            if u.component == 0 {
+                Visit::Failed
+            } else {
+                Visit::Withheld
+            }
+        })
+        .await;
+        assert_eq!(endings[0].1, Ending::Visited(Visit::Failed));
+        assert_eq!(endings[1].1, Ending::Stopped);
+    }
+
+    #[tokio::test]
+    async fn cancellation_starts_nothing_more() {
+        let g = graph(&[("a", &[]), ("b", &["a"])]);
+        let schedule = of_two(&g, FailurePolicy::SkipDependents);
         let cancel = CancellationToken::new();
         let endings = run(&schedule, &cancel, |_| {
             let cancel = cancel.clone();
