@@ -138,15 +138,26 @@ impl Child {
         }
     }
 
-    /// Waits for the process to exit and reaps it. Cancel-safe.
-    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+    /// Waits for the next SIGCHLD, of this child or another, and then
+    /// says whether this one exited (reaping it). Cancel-safe. Only exits
+    /// after the child was started count, and those are all there are:
+    /// the signal was listened for from before.
+    pub async fn next_exit(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.exits.recv().await.is_none() {
+            return Err(io::Error::other("SIGCHLD can no longer be heard"));
+        }
+        self.try_wait()
+    }
+
+    /// Waits for the process to exit and reaps it.
+    #[cfg(test)]
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
             }
-            // A SIGCHLD (of this child or another) since the last look.
-            if self.exits.recv().await.is_none() {
-                return Err(io::Error::other("SIGCHLD can no longer be heard"));
+            if let Some(status) = self.next_exit().await? {
+                return Ok(status);
             }
         }
     }

@@ -472,10 +472,13 @@ async fn run_step(
                     kill_at = None;
                 }
             },
-            exited = child.wait(), if status.is_none() => {
-                status = Some(exited);
-                group.reaped();
-                drain_until = Some(Instant::now() + DRAIN);
+            exited = child.next_exit(), if status.is_none() => {
+                // Most SIGCHLDs are another step's.
+                if let Some(exited) = exited.transpose() {
+                    status = Some(exited);
+                    group.reaped();
+                    drain_until = Some(Instant::now() + DRAIN);
+                }
             }
             line = next_line(&mut stdout) => deliver(job, Stream::Stdout, line, &mut stdout, events, attempt),
             line = next_line(&mut stderr) => deliver(job, Stream::Stderr, line, &mut stderr, events, attempt),
