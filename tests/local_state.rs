@@ -69,6 +69,15 @@ fn apply(repo: &Repo, components: &str) -> Child {
         .unwrap()
 }
 
+/// Polls `done` for up to ten seconds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn finished(child: Child) -> Output {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -160,6 +169,39 @@ fn two_runs_on_different_components_at_once_keep_each_others_records() {
 }
 
 #[test]
+fn a_state_file_replaced_during_a_run_is_left_as_it_was_and_the_run_says_so() {
+    let repo = repo(&[("slow", &start_then_wait("slow", "go")), ("after", "true")]);
+    let run = apply(&repo, "slow,after");
+    wait_until("slow is recorded as running", || {
+        repo.path().join("slow.started").exists()
+            && state(&repo)["components"]["slow"]["status"] == "running"
+    });
+    // Another state takes the file's place: same environment and cloud,
+    // another lineage, nothing of this run's in it.
+    let mut other = state(&repo);
+    other["lineage"] = Value::from("another-lineage");
+    other["components"] = serde_json::json!({});
+    let replaced = serde_json::to_string_pretty(&other).unwrap();
+    repo.write(".orchestrator/state/dev-aws.json.new", &replaced);
+    std::fs::rename(
+        repo.path().join(".orchestrator/state/dev-aws.json.new"),
+        state_path(&repo),
+    )
+    .unwrap();
+    repo.write("go", "");
+    let out = run.wait_with_output().unwrap();
+
+    // A state conflict: the run's records could not be kept.
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("another-lineage"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(state_path(&repo)).unwrap(),
+        replaced,
+        "the replacing file is left untouched"
+    );
+}
+
+#[test]
 fn a_state_set_from_another_terminal_during_a_run_is_kept() {
     let repo = repo(&[
         ("slow", &start_then_wait("slow", "go")),
@@ -167,14 +209,10 @@ fn a_state_set_from_another_terminal_during_a_run_is_kept() {
         ("other", "true"),
     ]);
     let run = apply(&repo, "slow,after");
-    // Wait until the run has written the start of `slow`.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(repo.path().join("slow.started").exists()
-        && state(&repo)["components"]["slow"]["status"] == "running")
-    {
-        assert!(Instant::now() < deadline, "slow never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("slow is recorded as running", || {
+        repo.path().join("slow.started").exists()
+            && state(&repo)["components"]["slow"]["status"] == "running"
+    });
     let set = repo.run(&[
         "state",
         "set",
@@ -341,11 +379,7 @@ fn the_lock_of_a_run_killed_on_this_machine_is_taken_over_at_once() {
     let repo = repo(&[("net", &start_then_wait("net", "go"))]);
     let mut killed = apply(&repo, "net");
     let started = repo.path().join("net.started");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "net never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("net started", || started.exists());
     // Killed outright: its claim stays in the file, naming its process.
     killed.kill().unwrap();
     killed.wait().unwrap();

@@ -234,6 +234,17 @@ fn publish(
         }
     };
     store.transact(target, ending, |state| {
+        // A file replaced by another state since the run read it (copied
+        // over, or started anew by hand) is not this run's to merge into,
+        // as the recorder's writer already refused; a fresh one is.
+        if state.lineage != ours.lineage && state.serial > 0 {
+            return Err(Refusal::Other(format!(
+                "{} now holds another state (lineage {}, not {}); it was left as it is",
+                target.label(),
+                state.lineage,
+                ours.lineage
+            )));
+        }
         let now = SystemTime::now();
         let changes = merge::records(state, ours, touched, Ties::Ours);
         let holder = claim.holder(now);
