@@ -25,7 +25,7 @@
 use std::ffi::{CStr, CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
@@ -129,12 +129,18 @@ impl Child {
         if self.reaped {
             return Err(io::Error::other("the process was already reaped"));
         }
-        match reap(self.pid)? {
-            Some(status) => {
+        match reap(self.pid) {
+            Ok(Some(status)) => {
                 self.reaped = true;
                 Ok(Some(status))
             }
-            None => Ok(None),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                // Not this process's child any more (ECHILD): nothing is
+                // left to reap, and its pid must not be signalled again.
+                self.reaped = true;
+                Err(e)
+            }
         }
     }
 
@@ -146,6 +152,7 @@ impl Child {
         if self.exits.recv().await.is_none() {
             return Err(io::Error::other("SIGCHLD can no longer be heard"));
         }
+        reap_orphans();
         self.try_wait()
     }
 
@@ -238,7 +245,7 @@ fn own_environment(env: &[(String, String)]) -> io::Result<Vec<(OsString, CStrin
             ));
         }
         let var = c_string(format!("{name}={value}").as_bytes())?;
-        own.push((OsString::from_vec(name.clone().into_bytes()), var));
+        own.push((OsString::from(name), var));
     }
     Ok(own)
 }
@@ -307,11 +314,10 @@ fn posix_spawn(
     unsafe {
         let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
         check(libc::posix_spawn_file_actions_init(actions.as_mut_ptr()))?;
-        let actions = Actions(actions.assume_init());
+        let mut actions = Actions(actions.assume_init());
         let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
         check(libc::posix_spawnattr_init(attr.as_mut_ptr()))?;
-        let attr = Attr(attr.assume_init());
-        let (mut actions, mut attr) = (actions, attr);
+        let mut attr = Attr(attr.assume_init());
         for (fd, target) in stdio.into_iter().zip(0..) {
             check(libc::posix_spawn_file_actions_adddup2(
                 &mut actions.0,

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
@@ -167,11 +166,10 @@ struct Context {
     scratch: PathBuf,
     cancel: CancellationToken,
     events: UnboundedSender<Event>,
-    /// One permit a running component: `--max-parallel`.
+    /// One permit a running component: `--max-parallel`. Closed by a
+    /// failure under `--on-failure stop` before that failure gives its slot
+    /// back, so no component waiting for a slot starts after it.
     slots: Semaphore,
-    /// Set by a failure under `--on-failure stop`, before its slot is
-    /// given back, so that no component waiting for a slot starts after it.
-    stopped: AtomicBool,
 }
 
 /// Runs the planned components of every cloud, with each component's
@@ -283,7 +281,6 @@ pub async fn execute(
         cancel: cancel.clone(),
         events: tx,
         slots: Semaphore::new(slots),
-        stopped: AtomicBool::new(false),
     });
     let work = {
         let ctx = ctx.clone();
@@ -433,6 +430,7 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
     let cloud = &ctx.clouds[unit.cloud];
     let action = action_of(&ctx.planned, unit);
     let job = prepare(ctx, unit);
+    // A closed semaphore: the run stopped after a failure.
     let _slot = tokio::select! {
         slot = ctx.slots.acquire() => match slot {
             Ok(slot) => slot,
@@ -440,9 +438,10 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
         },
         () = ctx.cancel.cancelled() => return Visit::Withheld,
     };
-    if ctx.cancel.is_cancelled() || ctx.stopped.load(Ordering::Acquire) {
+    if ctx.cancel.is_cancelled() {
         return Visit::Withheld;
     }
+    let _stop_if_it_panics = StopOnPanic(ctx);
     let started_at = SystemTime::now();
     let _ = ctx.events.send(Event::Started {
         target: target.clone(),
@@ -450,8 +449,8 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
         at: started_at,
     });
     let finish = |status: Status, attempts: u32, error: Option<String>, outputs, tail| {
-        if status == Status::Failed && ctx.options.policy == FailurePolicy::Stop {
-            ctx.stopped.store(true, Ordering::Release);
+        if status == Status::Failed {
+            stop_after_failure(ctx);
         }
         let _ = ctx.events.send(Event::Finished(Box::new(Finished {
             target: target.clone(),
@@ -555,6 +554,26 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
                 result.tail,
             );
             Visit::Failed
+        }
+    }
+}
+
+/// Under `--on-failure stop`, keeps every component still waiting for a
+/// slot from starting.
+fn stop_after_failure(ctx: &Context) {
+    if ctx.options.policy == FailurePolicy::Stop {
+        ctx.slots.close();
+    }
+}
+
+/// A visit that panics counts as failed (see the scheduler): under
+/// `--on-failure stop` it stops the run as a failure would.
+struct StopOnPanic<'c>(&'c Context);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            stop_after_failure(self.0);
         }
     }
 }

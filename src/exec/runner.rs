@@ -511,7 +511,7 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
         .iter()
         .rev()
         .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone());
+        .map(|(_, v)| v.as_str());
     // Its own process group (see `child`): signals reach the step's whole
     // process tree, and a Ctrl-C in the terminal reaches only the
     // orchestrator, which then stops the steps gracefully itself.
@@ -528,7 +528,7 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
 /// child try each PATH directory with `execve`, which a run of thousands
 /// of steps pays for in kernel time. Unresolvable names are returned as
 /// they are, so the spawn reports the error.
-fn resolve(program: &str, path: Option<String>) -> PathBuf {
+fn resolve(program: &str, path: Option<&str>) -> PathBuf {
     /// Resolved paths by program and PATH: a run has a few of each, so a
     /// list searched without allocating beats a map keyed by owned strings.
     type Resolved = Vec<(String, Option<String>, PathBuf)>;
@@ -538,14 +538,14 @@ fn resolve(program: &str, path: Option<String>) -> PathBuf {
     }
     let known = |m: &Resolved| {
         m.iter()
-            .find(|(p, on, _)| p == program && *on == path)
+            .find(|(p, on, _)| p == program && on.as_deref() == path)
             .map(|(_, _, found)| found.clone())
     };
     if let Some(found) = RESOLVED.lock().ok().and_then(|m| known(&m)) {
         return found;
     }
     let search = path
-        .clone()
+        .map(str::to_string)
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
     let found = std::env::split_paths(&search)
@@ -556,7 +556,7 @@ fn resolve(program: &str, path: Option<String>) -> PathBuf {
         })
         .unwrap_or_else(|| PathBuf::from(program));
     if let Ok(mut m) = RESOLVED.lock() {
-        m.push((program.to_string(), path, found.clone()));
+        m.push((program.to_string(), path.map(str::to_string), found.clone()));
     }
     found
 }
