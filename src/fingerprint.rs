@@ -267,73 +267,48 @@ fn combine(
     h.update(b"\nvalues ");
     h.update(values);
     h.update(b"\ndefinition ");
-    // Serialized straight from the component: the same bytes as
-    // `definition(..).to_string()`, without building a JSON tree for each
-    // of thousands of components.
-    let _ = serde_json::to_writer(HashWriter(&mut h), &Definition::of(component, env, cloud));
+    // Serialized straight into the hash, without a JSON tree for each of
+    // thousands of components. Writing to a hash cannot fail.
+    let _ = serde_json::to_writer(&mut h, &definition(component, env, cloud));
     format!("sha256:{:x}", h.finalize())
 }
 
-/// Feeds what is written to it to a hash.
-struct HashWriter<'h>(&'h mut Sha256);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// [`definition`] as a struct: its fields serialize in the same order.
-#[derive(serde::Serialize)]
-struct Definition<'c> {
+/// The part of a component's definition a fingerprint covers, in one
+/// environment and cloud: runner, path, commands and environment
+/// variables, with `{env}` and `{cloud}` filled in. Its JSON, fields in
+/// this order, is what is hashed.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Definition<'c> {
     runner: &'c str,
     path: String,
     commands: Commands,
     env: &'c indexmap::IndexMap<String, String>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
 struct Commands {
     plan: Option<String>,
     apply: Option<String>,
     destroy: Option<String>,
 }
 
-impl<'c> Definition<'c> {
-    fn of(component: &'c Component, env: &EnvName, cloud: &CloudName) -> Definition<'c> {
-        let expand = |t: &Option<crate::config::Template>| t.as_ref().map(|t| t.expand(env, cloud));
-        Definition {
-            runner: component.runner.as_str(),
-            path: component.path.expand(env, cloud),
-            commands: Commands {
-                plan: expand(&component.commands.plan),
-                apply: expand(&component.commands.apply),
-                destroy: expand(&component.commands.destroy),
-            },
-            env: &component.env,
-        }
-    }
-}
-
-/// The part of a component's definition a fingerprint covers, in `env` on
-/// `cloud`: runner, path, commands and environment variables, with `{env}`
-/// and `{cloud}` filled in.
-pub fn definition(component: &Component, env: &EnvName, cloud: &CloudName) -> serde_json::Value {
-    serde_json::json!({
-        "runner": component.runner.as_str(),
-        "path": component.path.expand(env, cloud),
-        "commands": {
-            "plan": component.commands.plan.as_ref().map(|t| t.expand(env, cloud)),
-            "apply": component.commands.apply.as_ref().map(|t| t.expand(env, cloud)),
-            "destroy": component.commands.destroy.as_ref().map(|t| t.expand(env, cloud)),
+/// The [`Definition`] of `component` in `env` on `cloud`.
+pub fn definition<'c>(
+    component: &'c Component,
+    env: &EnvName,
+    cloud: &CloudName,
+) -> Definition<'c> {
+    let expand = |t: &Option<crate::config::Template>| t.as_ref().map(|t| t.expand(env, cloud));
+    Definition {
+        runner: component.runner.as_str(),
+        path: component.path.expand(env, cloud),
+        commands: Commands {
+            plan: expand(&component.commands.plan),
+            apply: expand(&component.commands.apply),
+            destroy: expand(&component.commands.destroy),
         },
-        "env": component.env,
-    })
+        env: &component.env,
+    }
 }
 
 /// `files:<sha256>` over every file under `dir` (path, executable bit and
@@ -453,15 +428,28 @@ mod tests {
     }
 
     #[test]
-    fn the_hashed_definition_is_the_json_of_the_definition() {
+    fn the_hashed_definition_is_the_json_earlier_versions_hashed() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("orchestrator.yaml");
         let config = crate::config::load(&example).unwrap();
         assert!(config.components.iter().any(|c| !c.env.is_empty()));
         let env = EnvName::parse("dev").unwrap();
         let cloud = CloudName::parse("aws").unwrap();
-        for component in &config.components {
-            let direct = serde_json::to_string(&Definition::of(component, &env, &cloud)).unwrap();
-            assert_eq!(direct, definition(component, &env, &cloud).to_string());
+        for c in &config.components {
+            // How earlier versions built what they hashed.
+            let expand =
+                |t: &Option<crate::config::Template>| t.as_ref().map(|t| t.expand(&env, &cloud));
+            let earlier = serde_json::json!({
+                "runner": c.runner.as_str(),
+                "path": c.path.expand(&env, &cloud),
+                "commands": {
+                    "plan": expand(&c.commands.plan),
+                    "apply": expand(&c.commands.apply),
+                    "destroy": expand(&c.commands.destroy),
+                },
+                "env": c.env,
+            });
+            let now = serde_json::to_string(&definition(c, &env, &cloud)).unwrap();
+            assert_eq!(now, earlier.to_string());
         }
     }
 

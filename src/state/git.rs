@@ -83,11 +83,14 @@ pub fn init() {
 }
 
 /// Whether `path` may be in a git repository: it or one of its ancestors
-/// holds a `.git` entry, as `git` itself looks for one. Cheap, and starts
-/// nothing.
+/// holds a `.git` entry, as `git` itself looks for one, along the path as
+/// written or with its symbolic links resolved (so `main` and
+/// [`discover`], which is handed resolved paths, agree). Cheap, and
+/// starts nothing.
 pub fn near(path: &Path) -> bool {
+    let holds_git = |p: &Path| p.ancestors().any(|dir| dir.join(".git").exists());
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    absolute.ancestors().any(|dir| dir.join(".git").exists())
+    holds_git(&absolute) || std::fs::canonicalize(path).is_ok_and(|real| holds_git(&real))
 }
 
 /// The repository holding `path`, if any. Outside every repository this
@@ -871,6 +874,21 @@ pub fn transport(url: &str) -> Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_is_near_a_repository_through_a_symbolic_link_too() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("infra")).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let link = outside.join("infra");
+        std::os::unix::fs::symlink(repo.join("infra"), &link).unwrap();
+        assert!(near(&repo.join("infra")));
+        assert!(near(&link), "resolved, the link is inside the repository");
+        assert!(!near(&outside));
+    }
 
     #[test]
     fn ssh_remotes_have_an_https_form() {

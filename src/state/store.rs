@@ -236,7 +236,7 @@ impl FileLock {
     /// Opens (creating it and its directory) the lock file of the state
     /// file at `path`.
     fn open(path: &Path) -> Result<(File, PathBuf), StateError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
+        let dir = parent(path);
         let mut name = OsString::from(".");
         name.push(path.file_name().unwrap_or_default());
         name.push(".lock");
