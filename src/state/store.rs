@@ -75,9 +75,10 @@ pub enum Durability {
     /// the new version.
     Full,
     /// The new contents, but not yet the replacement: after a power cut
-    /// the file may be the version before, whole. For the writes in the
-    /// middle of a run, which a later one makes [`Durability::Full`];
-    /// syncing the directory each time would cost a journal commit a write.
+    /// the file may be an earlier version (as old as the file system's
+    /// last journal commit), whole. For the writes in the middle of a run,
+    /// which a later one makes [`Durability::Full`]; syncing the directory
+    /// each time would cost a journal commit a write.
     Contents,
 }
 
