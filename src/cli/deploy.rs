@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::inspect::write_plans;
 use super::{
-    EXIT_CANCELLED, EXIT_CONFLICT, EXIT_FAILED, Failure, Format, RunArgs, check_values,
-    environment, json, load, open_store, request, usage,
+    EXIT_CANCELLED, EXIT_CONFLICT, EXIT_FAILED, Failure, Format, RunArgs, environment, json, load,
+    open_store, request, usage,
 };
 use crate::config::{ComponentName, Config, EnvName};
 use crate::events::{Finished, RunResult, Subscriber};
@@ -46,12 +46,11 @@ pub(super) fn run(
     let config = load(file)?;
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, destroy)?;
-    check_values(&config, &env)?;
     let run_id = new_run_id();
     let token = crate::github::token(args.store.github.github_token.as_deref());
-    // Read once: the redactor learns the secrets in them, and the engine
-    // hands them to the components.
-    let values = crate::config::values::load_all(&config, &env).map_err(Failure::Config)?;
+    // Checked and parsed in one pass: the redactor learns the secrets in
+    // them, and the engine hands them to the components.
+    let values = crate::config::values::load_checked(&config, &env).map_err(Failure::Config)?;
     let redactor = super::issue::redactor_for(&config, &values, token.as_deref());
     let context = RunContext::from_env();
     if context.on_actions {

@@ -61,6 +61,30 @@ pub fn load_all(config: &Config, env: &EnvName) -> Result<Vec<serde_json::Value>
         .collect()
 }
 
+/// Checks the values files of `env` as [`check`] does and, when they are
+/// all right, returns every component's values in the config's component
+/// order: each file listed, read and parsed once for both.
+pub fn load_checked(config: &Config, env: &EnvName) -> Result<Vec<serde_json::Value>, Report> {
+    let mut report = Report::default();
+    let mut values: std::collections::HashMap<String, serde_json::Value> = Default::default();
+    check_env(config, env, &mut report, &mut |stem, v| {
+        values.insert(stem.to_string(), v);
+    });
+    if !report.is_empty() {
+        report.sort();
+        return Err(report);
+    }
+    Ok(config
+        .components
+        .iter()
+        .map(|c| {
+            values
+                .remove(c.name.as_str())
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default()))
+        })
+        .collect())
+}
+
 /// The names of the files in an environment's values folder, from one
 /// listing: most components of a large repository have no values, and
 /// asking for each file in turn would cost a lookup apiece. Empty when
@@ -118,48 +142,65 @@ pub fn check(config: &Config, envs: &[&EnvName], all_envs: bool) -> Report {
         }
     }
     for env in envs {
-        for file in sorted_entries(&base.join(env.as_str())) {
-            let file_name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            let (stem, ext) = file_name.rsplit_once('.').unwrap_or((&file_name, ""));
-            if !matches!(ext, "yaml" | "yml") || file.is_dir() {
-                continue;
-            }
-            let key = format!("environments.{env}.{stem}");
-            if ext == "yml" {
-                report.push(
-                    Diagnostic::new(
-                        &file,
-                        Pos::default(),
-                        key,
-                        format!("`{file_name}` is not read: values files end in `.yaml`"),
-                    )
-                    .hint(format!("rename it to `{stem}.yaml`")),
-                );
-                continue;
-            }
-            if config.component(stem).is_none() {
-                let hint = did_you_mean(stem, config.components.iter().map(|c| c.name.as_str()))
-                    .unwrap_or_else(|| "values files are named after a component: environments/<env>/<component>.yaml".into());
-                report.push(
-                    Diagnostic::new(
-                        &file,
-                        Pos::default(),
-                        key,
-                        format!("`{file_name}` matches no component"),
-                    )
-                    .hint(hint),
-                );
-                continue;
-            }
-            read_mapping(&file, &mut report);
-        }
+        check_env(config, env, &mut report, &mut |_, _| {});
     }
     report.sort();
     report
+}
+
+/// Checks the values files of `env` into `report`, handing each component's
+/// parsed values to `found`.
+fn check_env(
+    config: &Config,
+    env: &EnvName,
+    report: &mut Report,
+    found: &mut dyn FnMut(&str, serde_json::Value),
+) {
+    let base = config.root.join(VALUES_DIR).join(env.as_str());
+    for file in sorted_entries(&base) {
+        let file_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let (stem, ext) = file_name.rsplit_once('.').unwrap_or((&file_name, ""));
+        if !matches!(ext, "yaml" | "yml") || file.is_dir() {
+            continue;
+        }
+        let key = format!("environments.{env}.{stem}");
+        if ext == "yml" {
+            report.push(
+                Diagnostic::new(
+                    &file,
+                    Pos::default(),
+                    key,
+                    format!("`{file_name}` is not read: values files end in `.yaml`"),
+                )
+                .hint(format!("rename it to `{stem}.yaml`")),
+            );
+            continue;
+        }
+        if config.component(stem).is_none() {
+            let hint = did_you_mean(stem, config.components.iter().map(|c| c.name.as_str()))
+                .unwrap_or_else(|| {
+                    "values files are named after a component: environments/<env>/<component>.yaml"
+                        .into()
+                });
+            report.push(
+                Diagnostic::new(
+                    &file,
+                    Pos::default(),
+                    key,
+                    format!("`{file_name}` matches no component"),
+                )
+                .hint(hint),
+            );
+            continue;
+        }
+        if let Some(values) = read_mapping(&file, report) {
+            found(stem, values);
+        }
+    }
 }
 
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
@@ -226,6 +267,26 @@ mod tests {
         )
         .unwrap();
         crate::config::load(&root.join("orchestrator.yaml")).unwrap()
+    }
+
+    #[test]
+    fn load_checked_gives_the_values_only_when_every_file_is_right() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let config = config(tmp.path());
+        let env = EnvName::parse("dev").unwrap();
+        std::fs::create_dir_all(tmp.path().join("environments/dev")).unwrap();
+        std::fs::write(tmp.path().join("environments/dev/b.yaml"), "size: 3\n").unwrap();
+        assert_eq!(
+            load_checked(&config, &env).unwrap(),
+            [serde_json::json!({}), serde_json::json!({"size": 3})]
+        );
+        std::fs::write(tmp.path().join("environments/dev/bb.yaml"), "x: 1\n").unwrap();
+        let report = load_checked(&config, &env).unwrap_err();
+        assert_eq!(
+            report.render(false),
+            check(&config, &[&env], false).render(false)
+        );
+        assert!(!report.is_empty());
     }
 
     #[test]
