@@ -65,10 +65,20 @@ impl Redactor {
         env: &EnvName,
         tokens: &[&str],
     ) -> Result<Redactor, Report> {
+        Ok(Redactor::for_values(
+            config,
+            &values::load_all(config, env)?,
+            tokens,
+        ))
+    }
+
+    /// [`Redactor::for_environment`] with the environment's values already
+    /// loaded (in the config's component order).
+    pub fn for_values(config: &Config, loaded: &[Value], tokens: &[&str]) -> Redactor {
         let mut redactor = Redactor::new(&config.secrets.keys);
-        redactor.add_environment(config, env)?;
+        redactor.add_loaded(config, loaded);
         redactor.add_secrets(tokens.iter().map(|t| t.to_string()));
-        Ok(redactor)
+        redactor
     }
 
     /// Adds the secret values of every component's values file in `env`.
@@ -116,12 +126,16 @@ impl Redactor {
 
     /// Adds secret values to mask wherever they appear.
     pub fn add_secrets<I: IntoIterator<Item = String>>(&mut self, values: I) {
+        let before = self.secrets.len();
         for value in values {
             for form in forms(&value) {
                 if form.chars().count() >= MIN_SECRET_LEN && !self.secrets.contains(&form) {
                     self.secrets.push(form);
                 }
             }
+        }
+        if self.secrets.len() == before {
+            return; // the matcher already knows them all
         }
         // Longest first, so a secret that contains another is masked whole.
         self.secrets

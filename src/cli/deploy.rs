@@ -24,7 +24,7 @@ use crate::github::RunContext;
 use crate::github::commands;
 use crate::github::log::ActionsLog;
 use crate::plan::Request;
-use crate::redact::Redacting;
+use crate::redact::{Redacting, Redactor};
 use crate::report::logs::Logs;
 use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
@@ -51,7 +51,7 @@ pub(super) fn run(
     // Checked and parsed in one pass: the redactor learns the secrets in
     // them, and the engine hands them to the components.
     let values = crate::config::values::load_checked(&config, &env).map_err(Failure::Config)?;
-    let redactor = super::issue::redactor_for(&config, &values, token.as_deref());
+    let redactor = Redactor::for_values(&config, &values, token.as_deref().as_slice());
     let context = RunContext::from_env();
     if context.on_actions {
         // Registered before a component can print one.

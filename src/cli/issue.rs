@@ -298,21 +298,7 @@ pub(super) fn redactor(
     env: &EnvName,
     token: Option<&str>,
 ) -> Result<Redactor, Failure> {
-    let values = crate::config::values::load_all(config, env).map_err(Failure::Config)?;
-    Ok(redactor_for(config, &values, token))
-}
-
-/// The run's redactor from the environment's values, already loaded (see
-/// [`crate::config::values::load_all`]), and the token.
-pub(super) fn redactor_for(
-    config: &Config,
-    values: &[serde_json::Value],
-    token: Option<&str>,
-) -> Redactor {
-    let mut redactor = Redactor::new(&config.secrets.keys);
-    redactor.add_loaded(config, values);
-    redactor.add_secrets(token.map(str::to_string));
-    redactor
+    Redactor::for_environment(config, env, token.as_slice()).map_err(Failure::Config)
 }
 
 fn print_done(d: &Done) {
