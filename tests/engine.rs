@@ -405,6 +405,15 @@ fn scratch_directories_of_killed_runs_are_removed_and_a_finished_run_leaves_none
     std::fs::create_dir_all(&running).unwrap();
     let unrelated = tmp.path().join("orchestrator-run-notes");
     std::fs::create_dir_all(&unrelated).unwrap();
+    // A live run whose id names no process here (it runs in another PID
+    // namespace sharing the directory): its lock says it is in use.
+    let elsewhere = tmp.path().join(format!("orchestrator-run-{dead}-MnOpQr"));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let _held = nix::fcntl::Flock::lock(
+        std::fs::File::create(elsewhere.join(".in-use")).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
 
     let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
         .current_dir(repo.path())
@@ -416,12 +425,14 @@ fn scratch_directories_of_killed_runs_are_removed_and_a_finished_run_leaves_none
     assert!(!abandoned.exists(), "a dead run's scratch is removed");
     assert!(running.exists(), "a live run's scratch is left alone");
     assert!(unrelated.exists(), "only scratch directories are touched");
+    assert!(elsewhere.exists(), "a locked scratch directory is in use");
     let left: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let mut expected = vec![
         format!("orchestrator-run-{}-GhIjKl", std::process::id()),
+        format!("orchestrator-run-{dead}-MnOpQr"),
         "orchestrator-run-notes".to_string(),
     ];
     let mut left = left;

@@ -2,10 +2,12 @@
 //! component (its record and its fingerprint now), plan, then schedule and
 //! run the components, turning what happens into events for subscribers.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use nix::fcntl::{Flock, FlockArg};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +25,9 @@ use crate::state::{ComponentRecord, StateError, StateFile, store};
 
 /// The shared values file of components that have none.
 const EMPTY_VALUES: &str = "empty.values.json";
+
+/// The file a run holds a lock on in its scratch directory while it runs.
+const IN_USE: &str = ".in-use";
 
 /// How a run's scratch directory is named in the temporary directory,
 /// followed by the process id and a random part.
@@ -230,14 +235,25 @@ pub async fn execute(
     };
     // Each cloud's values and outputs go in a directory of their own; every
     // component without values shares one empty file.
-    let prepared = plans
-        .iter()
-        .try_for_each(|p| std::fs::create_dir_all(scratch.path().join(p.cloud.as_str())))
-        .and_then(|()| std::fs::write(scratch.path().join(EMPTY_VALUES), "{}"));
-    if let Err(e) = prepared {
-        eprintln!("error: cannot prepare {}: {e}", scratch.path().display());
-        return (RunResult::Failed, Vec::new());
-    }
+    // Held for the run: the lock tells a live run's directory from an
+    // abandoned one where process ids do not (another PID namespace sharing
+    // the temporary directory, or a reused id).
+    let in_use = File::create(scratch.path().join(IN_USE))
+        .and_then(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e.into()));
+    let prepared = in_use.and_then(|in_use| {
+        plans
+            .iter()
+            .try_for_each(|p| std::fs::create_dir_all(scratch.path().join(p.cloud.as_str())))
+            .and_then(|()| std::fs::write(scratch.path().join(EMPTY_VALUES), "{}"))
+            .map(|()| in_use)
+    });
+    let in_use = match prepared {
+        Ok(in_use) => in_use,
+        Err(e) => {
+            eprintln!("error: cannot prepare {}: {e}", scratch.path().display());
+            return (RunResult::Failed, Vec::new());
+        }
+    };
     let (tx, mut rx) = unbounded_channel();
     let root = std::fs::canonicalize(if config.root.as_os_str().is_empty() {
         Path::new(".")
@@ -370,6 +386,7 @@ pub async fn execute(
         }
     };
     let (result, ()) = tokio::join!(work, pump);
+    drop(in_use);
     drop(scratch);
     remove_abandoned_scratch(&std::env::temp_dir());
     (result, finished)
@@ -378,7 +395,7 @@ pub async fn execute(
 /// Removes the scratch directories of runs killed before they could (by
 /// SIGKILL or a power cut): those of this user whose process is gone. Their
 /// values files may hold secrets.
-pub fn remove_abandoned_scratch(tmp: &Path) {
+fn remove_abandoned_scratch(tmp: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
@@ -395,9 +412,18 @@ pub fn remove_abandoned_scratch(tmp: &Path) {
             continue;
         };
         let mine = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
-        if mine && runner::process_gone(pid) {
+        if mine && runner::process_gone(pid) && !in_use(&entry.path()) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+/// Whether a live run holds the lock of the scratch directory `dir`. One
+/// without the lock file is not in use: its run died before it could lock.
+fn in_use(dir: &Path) -> bool {
+    match File::open(dir.join(IN_USE)) {
+        Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err(),
+        Err(_) => false,
     }
 }
 
