@@ -71,7 +71,9 @@ impl Writer {
     /// The same writer, writing without the file lock: for the local copy
     /// of a state kept in git, which the store writes without it, where
     /// the lock would only leave a lock file in the checkout. The stamp
-    /// check and the merge still keep what others wrote.
+    /// check and the merge keep what others wrote before this writer
+    /// looks; a write landing between its look and its rename is lost
+    /// from the local copy (the branch keeps it).
     pub fn unlocked(mut self) -> Writer {
         self.locking = false;
         self
