@@ -485,6 +485,12 @@ async fn run_step(
         }
     }
 
+    if let Some(error) = child.start_error() {
+        return Outcome::NotStarted {
+            step: command,
+            error: error.to_string(),
+        };
+    }
     match (stop, status) {
         (Some(Stop::Cancel), _) => Outcome::Cancelled,
         (Some(Stop::Timeout), _) => Outcome::TimedOut { after: job.timeout },
