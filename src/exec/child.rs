@@ -314,21 +314,18 @@ fn c_string(bytes: &[u8]) -> io::Result<CString> {
     })
 }
 
-/// A pipe: the read end (non-blocking, for the runtime) and the write end
-/// (blocking, for the child). Both are closed on `exec`; the child gets
-/// its own copy of the write end as standard output or error.
+/// A pipe: the read end (non-blocking, for the runtime) and the write end.
+/// Both are made non-blocking, in one call; the child makes its copy of
+/// the write end, its standard output or error, blocking again (in its own
+/// time rather than ours). Both are closed on `exec`.
 fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: pipe2 succeeded, so both are open descriptors owned by no one else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: an fcntl on a descriptor this function owns.
-    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
     Ok((read, write))
 }
 
@@ -456,7 +453,7 @@ impl Launch {
 
 /// The child, from `clone` until it runs its program: a process group of
 /// its own, its working directory, default handling of `defaults`, its
-/// three descriptors and an empty signal mask. It returns (and so exits,
+/// three descriptors (output blocking) and an empty signal mask. It returns (and so exits,
 /// with 127) only when a call failed, leaving the reason in the launch.
 extern "C" fn run_child(launch: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `launch` is the `Launch` the parent keeps, unchanged, until
@@ -497,6 +494,11 @@ unsafe fn exec_child(launch: &Launch) -> Result<std::convert::Infallible, Errno>
         syscall!(Sysno::chdir, launch.cwd.as_ptr())?;
         for (&fd, target) in launch.stdio.iter().zip(0..) {
             syscall!(Sysno::dup3, fd, target, 0)?;
+        }
+        // The pipes were made non-blocking for our read ends; a program
+        // expects blocking output (the flag is the write end's own).
+        for output in [1, 2] {
+            syscall!(Sysno::fcntl, output, libc::F_SETFL, 0)?;
         }
         syscall!(
             Sysno::rt_sigprocmask,
@@ -630,6 +632,20 @@ mod tests {
         assert_eq!(lines[0], "SigBlk:\t0000000000000000");
         let ignored = u64::from_str_radix(lines[1].trim_start_matches("SigIgn:\t"), 16).unwrap();
         assert_eq!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "{text}");
+        assert!(spawned.child.wait().await.unwrap().success());
+        // Its output blocks, as programs expect, though our ends do not.
+        let grep = ["-h", "^flags", "/proc/self/fdinfo/1", "/proc/self/fdinfo/2"].map(String::from);
+        let mut spawned = spawn(Path::new("/bin/grep"), &grep, &dir, &[]).unwrap();
+        let text = output(&mut spawned).await;
+        let flags: Vec<i64> = text
+            .lines()
+            .map(|l| i64::from_str_radix(l.trim_start_matches("flags:").trim(), 8).unwrap())
+            .collect();
+        assert_eq!(flags.len(), 2, "{text}");
+        assert!(
+            flags.iter().all(|f| f & i64::from(libc::O_NONBLOCK) == 0),
+            "{text}"
+        );
         assert!(spawned.child.wait().await.unwrap().success());
     }
 
