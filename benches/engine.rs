@@ -550,9 +550,16 @@ impl Repo {
     }
 
     /// Commits everything to a new git repository in the directory, with
-    /// `.orchestrator/` ignored as the README advises.
+    /// `.orchestrator/` ignored as the README advises. Each component
+    /// directory gets a file first, as real ones have: git does not track
+    /// an empty directory, and the fingerprint of an untracked one is a
+    /// hash of its files, as outside a repository.
     fn commit(&self) {
         fs::write(self.path().join(".gitignore"), ".orchestrator/\n").expect("write .gitignore");
+        for entry in fs::read_dir(self.path().join("c")).expect("list component dirs") {
+            let dir = entry.expect("component dir").path();
+            fs::write(dir.join("main.tf"), "# generated\n").expect("write a component file");
+        }
         for args in [
             &["init", "-q", "-b", "main"][..],
             &["add", "-A"],
