@@ -18,9 +18,11 @@ fn main() -> ExitCode {
     }
     let args = Cli::parse();
     // Where neither the working directory nor the config file is in a
-    // repository, nothing opens one.
+    // repository, or the command reads only the config, nothing opens one.
     let config_dir = args.config.parent().unwrap_or(Path::new(""));
-    start_git(git::near(Path::new(".")) || git::near(config_dir));
+    start_git(
+        args.command.opens_repository() && (git::near(Path::new(".")) || git::near(config_dir)),
+    );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = cli::run(args, &mut out)

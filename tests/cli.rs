@@ -32,6 +32,37 @@ fn validate_summarises_a_valid_config() {
     );
 }
 
+/// On GitHub Actions, starting libgit2 adds the workspace to
+/// `safe.directory` in `$HOME/.gitconfig`: the commands that read only the
+/// config do not start it, those that may open the repository do.
+#[test]
+fn only_commands_that_may_open_the_repository_start_git() {
+    let repo = Repo::valid();
+    common::git(repo.path(), &["init", "-q", "-b", "main"]);
+    let home = tempfile::TempDir::new().unwrap();
+    let gitconfig = home.path().join(".gitconfig");
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("orchestrator")
+            .unwrap()
+            .current_dir(repo.path())
+            .env("NO_COLOR", "1")
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", repo.path())
+            .env("HOME", home.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    };
+    for args in [&["validate"][..], &["graph"], &["schema"]] {
+        run(args);
+        assert!(!gitconfig.exists(), "{args:?} started libgit2");
+    }
+    run(&["plan", "--env", "dev"]);
+    let written = std::fs::read_to_string(&gitconfig).expect("plan started libgit2");
+    assert!(written.contains("safe"), "{written}");
+}
+
 #[test]
 fn graph_renders_text_mermaid_and_dot() {
     let repo = Repo::valid();
