@@ -115,11 +115,7 @@ pub fn check(config: &Config, envs: &[&EnvName], all_envs: bool) -> Report {
     let base = config.root.join(VALUES_DIR);
     if all_envs {
         for entry in sorted_entries(&base) {
-            let name = entry
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
+            let name = name_of(&entry);
             if entry.is_dir() && config.environment(&name).is_none() {
                 let hint = did_you_mean(&name, config.environments.keys().map(EnvName::as_str))
                     .unwrap_or_else(|| {
@@ -158,11 +154,7 @@ fn check_env(
 ) {
     let base = config.root.join(VALUES_DIR).join(env.as_str());
     for file in sorted_entries(&base) {
-        let file_name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let file_name = name_of(&file);
         let (stem, ext) = file_name.rsplit_once('.').unwrap_or((&file_name, ""));
         if !matches!(ext, "yaml" | "yml") || file.is_dir() {
             continue;
@@ -201,6 +193,15 @@ fn check_env(
             found(stem, values);
         }
     }
+}
+
+/// The last part of `path` as text; empty when it is not UTF-8 (no
+/// environment or component can be named so).
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {

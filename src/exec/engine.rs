@@ -179,7 +179,7 @@ struct Context {
 
 /// Runs the planned components of every cloud, with each component's
 /// `values` (indexed like the config's components, as
-/// [`crate::config::values::load_all`] gives them): eagerly, under the
+/// [`crate::config::values::load_checked`] gives them): eagerly, under the
 /// concurrency cap, with the failure policy, until done or cancelled.
 /// Subscribers hear every event in order. Returns how the run ended and how
 /// each component ended, in the order they finished.
