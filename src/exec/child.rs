@@ -81,8 +81,8 @@ pub struct Child {
     /// SIGCHLD, listened for from before the process started.
     exits: Signal,
     /// What the process reads until it runs its program; kept until it is
-    /// reaped.
-    launch: Box<Launch>,
+    /// reaped (or handed to the orphans with it).
+    launch: Option<Box<Launch>>,
 }
 
 /// Starts `program` (a path) with `args`, in `cwd`, with the inherited
@@ -144,7 +144,7 @@ pub fn spawn(
             pid,
             reaped: false,
             exits,
-            launch,
+            launch: Some(launch),
         },
         stdout,
         stderr,
@@ -184,7 +184,7 @@ impl Child {
         if !self.reaped {
             return None;
         }
-        match self.launch.error.load(Ordering::Acquire) {
+        match self.launch.as_ref()?.error.load(Ordering::Acquire) {
             0 => None,
             errno => Some(io::Error::from_raw_os_error(errno)),
         }
@@ -226,7 +226,7 @@ impl Drop for Child {
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         if !matches!(reap(self.pid), Ok(Some(_))) {
             // It may still be reading its launch: both go together.
-            let launch = std::mem::replace(&mut self.launch, Launch::empty());
+            let launch = self.launch.take();
             if let Ok(mut orphans) = ORPHANS.lock() {
                 orphans.push((self.pid, launch));
             } else {
@@ -239,7 +239,7 @@ impl Drop for Child {
 
 /// Children dropped before they could be reaped, killed and reaped later,
 /// with what they read until they run their program.
-static ORPHANS: Mutex<Vec<(libc::pid_t, Box<Launch>)>> = Mutex::new(Vec::new());
+static ORPHANS: Mutex<Vec<(libc::pid_t, Option<Box<Launch>>)>> = Mutex::new(Vec::new());
 
 fn reap_orphans() {
     if let Ok(mut orphans) = ORPHANS.lock() {
@@ -398,21 +398,6 @@ struct Launch {
 unsafe impl Send for Launch {}
 
 impl Launch {
-    /// A launch for no child, put in place of one handed to the orphans.
-    fn empty() -> Box<Launch> {
-        Box::new(Launch {
-            stack: Stack(Box::new([])),
-            program: CString::default(),
-            argvp: Vec::new(),
-            envp: Vec::new(),
-            cwd: CString::default(),
-            stdio: [-1; 3],
-            defaults: &[],
-            error: AtomicI32::new(0),
-            _strings: (Vec::new(), Vec::new()),
-        })
-    }
-
     /// Makes the process, which runs [`run_child`] on this launch.
     fn start(&self) -> io::Result<libc::pid_t> {
         let top = (self.stack.0.as_ptr() as usize + self.stack.0.len()) & !15;
@@ -539,9 +524,6 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        if self.0.len() != Self::SIZE {
-            return;
-        }
         if let Ok(mut stacks) = STACKS.lock() {
             if stacks.len() < Self::KEPT {
                 stacks.push(std::mem::take(&mut self.0));
