@@ -37,6 +37,9 @@ pub struct Fingerprinter {
     /// one status of the working tree, taken when first needed. `None`
     /// inside when there is no status to take.
     changed: std::cell::OnceCell<Option<Vec<Vec<u8>>>>,
+    /// The digests of one environment's values files as the run read them
+    /// ([`values::Loaded`]), used instead of reading the files again.
+    values: Option<(EnvName, Vec<[u8; 32]>)>,
 }
 
 impl Fingerprinter {
@@ -53,7 +56,18 @@ impl Fingerprinter {
             root,
             repo,
             changed: std::cell::OnceCell::new(),
+            values: None,
         }
+    }
+
+    /// The same fingerprinter, taking the values digests of `env` from
+    /// what the run read ([`values::Loaded::digests`], in the config's
+    /// component order) rather than from the files again: one read of each
+    /// file, and the fingerprint covers exactly the values the components
+    /// are handed even if a file changes in between.
+    pub fn with_values(mut self, env: &EnvName, digests: Vec<[u8; 32]>) -> Fingerprinter {
+        self.values = Some((env.clone(), digests));
+        self
     }
 
     /// The commit checked out, when in a git repository with one.
@@ -117,15 +131,24 @@ impl Fingerprinter {
         let files = parallel(dirs.len(), |i| {
             trees[i].clone().unwrap_or_else(|| content_hash(&dirs[i]))
         });
-        let present = values::present(config, env);
+        let known = self
+            .values
+            .as_ref()
+            .filter(|(of, digests)| of == env && digests.len() == config.components.len())
+            .map(|(_, digests)| digests);
+        let present = match known {
+            Some(_) => None,
+            None => values::present(config, env),
+        };
         // Each component's values digest and its fingerprint on every
         // cloud, on the same threads: hashing the definitions of thousands
         // of components is most of what is left once the files are known.
         let per_component = parallel(config.components.len(), |i| {
             let component = &config.components[i];
-            let values = match &present {
-                Some(names) if !names.contains(&values::file_name(&component.name)) => {
-                    Sha256::digest(b"").into()
+            let values = match (known, &present) {
+                (Some(digests), _) => digests[i],
+                (None, Some(names)) if !names.contains(&values::file_name(&component.name)) => {
+                    values::digest(b"")
                 }
                 _ => values_digest(config, env, component),
             };
@@ -292,7 +315,7 @@ fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 /// has none).
 fn values_digest(config: &Config, env: &EnvName, component: &Component) -> [u8; 32] {
     let values = std::fs::read(values::path(config, env, &component.name)).unwrap_or_default();
-    Sha256::digest(&values).into()
+    values::digest(&values)
 }
 
 /// The fingerprint from its three parts.
@@ -450,6 +473,20 @@ mod tests {
             all[0][0],
             "sha256:24c2e4b8a5b9fbe050875fb36a5a0ca5d4e9b749db3aafdcc3b61b355f9be4a7"
         );
+
+        // The digests a run read give the same fingerprints, and stay
+        // those of the values it read when the file changes after.
+        let loaded = values::load_checked(&config, &env).unwrap();
+        let knowing = Fingerprinter::new(&config).with_values(&env, loaded.digests);
+        assert_eq!(knowing.fingerprints(&config, &env, &clouds), all);
+        std::fs::write(root.join("environments/dev/a.yaml"), "k: w\n").unwrap();
+        assert_eq!(knowing.fingerprints(&config, &env, &clouds), all);
+        let rereading = Fingerprinter::new(&config).fingerprints(&config, &env, &clouds);
+        assert_ne!(rereading, all);
+        // Digests of another environment are not taken for this one.
+        let other = EnvName::parse("prod").unwrap();
+        let elsewhere = Fingerprinter::new(&config).with_values(&other, vec![[0; 32]]);
+        assert_eq!(elsewhere.fingerprints(&config, &env, &clouds), rereading);
     }
 
     #[test]
@@ -537,6 +574,7 @@ mod tests {
             root: root.clone(),
             repo: Some(git2::Repository::open(&root).unwrap()),
             changed: std::cell::OnceCell::new(),
+            values: None,
         };
         let rels = [
             "c/a",

@@ -48,9 +48,11 @@ pub(super) fn run(
     let request = request(&config, &args.select, destroy)?;
     let run_id = new_run_id();
     let token = crate::github::token(args.store.github.github_token.as_deref());
-    // Checked and parsed in one pass: the redactor learns the secrets in
-    // them, and the engine hands them to the components.
-    let values = crate::config::values::load_checked(&config, &env).map_err(Failure::Config)?;
+    // Checked, parsed and digested in one pass: the redactor learns the
+    // secrets in them, the engine hands them to the components, and their
+    // digests go into the fingerprints.
+    let crate::config::values::Loaded { values, digests } =
+        crate::config::values::load_checked(&config, &env).map_err(Failure::Config)?;
     let redactor = Redactor::for_values(&config, &values, token.as_deref().as_slice());
     let context = RunContext::from_env();
     if context.on_actions {
@@ -73,7 +75,8 @@ pub(super) fn run(
             unpushed.push(target);
         }
     }
-    let fingerprinter = Fingerprinter::new(&config);
+    // Fingerprints cover the values as read above, not read again.
+    let fingerprinter = Fingerprinter::new(&config).with_values(&env, digests);
     let plan = |observations: Vec<engine::Observation>| -> Result<_, Failure> {
         let plans = engine::plans(&config, &env, &observations, &request);
         check_missing(&plans, destroy)?;
@@ -570,3 +573,4 @@ fn summary(
     text.push('\n');
     text
 }
+

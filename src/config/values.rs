@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
 use super::{ComponentName, Config, EnvName, parse_yaml, read_text};
 use crate::yaml::{Node, Pos, Value};
@@ -40,7 +42,7 @@ pub fn load(
     let mut report = Report::default();
     let value = read_mapping(&file, &mut report);
     match value {
-        Some(v) if report.is_empty() => Ok(v),
+        Some((v, _)) if report.is_empty() => Ok(v),
         _ => Err(report),
     }
 }
@@ -61,28 +63,46 @@ pub fn load_all(config: &Config, env: &EnvName) -> Result<Vec<serde_json::Value>
         .collect()
 }
 
+/// An environment's values files as a run uses them, each read once: every
+/// component's values and the [`digest`] of its file, both in the config's
+/// component order.
+pub struct Loaded {
+    /// The values handed to each component (`{}` when it has no file).
+    pub values: Vec<serde_json::Value>,
+    /// The digest of each component's file, of nothing when it has none:
+    /// what its fingerprint covers of its values.
+    pub digests: Vec<[u8; 32]>,
+}
+
+/// What a fingerprint covers of a values file: the SHA-256 of its bytes
+/// (of no bytes for a component without one).
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// Checks the values files of `env` as [`check`] does and, when they are
-/// all right, returns every component's values in the config's component
-/// order: each file listed, read and parsed once for both.
-pub fn load_checked(config: &Config, env: &EnvName) -> Result<Vec<serde_json::Value>, Report> {
+/// all right, returns what they hold: each file listed, read and parsed
+/// once for the check, the values and their digests.
+pub fn load_checked(config: &Config, env: &EnvName) -> Result<Loaded, Report> {
     let mut report = Report::default();
-    let mut values: std::collections::HashMap<String, serde_json::Value> = Default::default();
-    check_env(config, env, &mut report, &mut |stem, v| {
-        values.insert(stem.to_string(), v);
+    let mut found: std::collections::HashMap<String, Read> = Default::default();
+    check_env(config, env, &mut report, &mut |stem, read| {
+        found.insert(stem.to_string(), read);
     });
     if !report.is_empty() {
         report.sort();
         return Err(report);
     }
-    Ok(config
+    let (values, digests) = config
         .components
         .iter()
         .map(|c| {
-            values
+            found
                 .remove(c.name.as_str())
-                .unwrap_or_else(|| serde_json::Value::Object(Default::default()))
+                .unwrap_or_else(|| (serde_json::Value::Object(Default::default()), digest(b"")))
         })
-        .collect())
+        .unzip();
+    Ok(Loaded { values, digests })
 }
 
 /// The names of the files in an environment's values folder, from one
@@ -145,12 +165,12 @@ pub fn check(config: &Config, envs: &[&EnvName], all_envs: bool) -> Report {
 }
 
 /// Checks the values files of `env` into `report`, handing each component's
-/// parsed values to `found`.
+/// parsed values, and the digest of its file, to `found`.
 fn check_env(
     config: &Config,
     env: &EnvName,
     report: &mut Report,
-    found: &mut dyn FnMut(&str, serde_json::Value),
+    found: &mut dyn FnMut(&str, Read),
 ) {
     let base = config.root.join(VALUES_DIR).join(env.as_str());
     for file in sorted_entries(&base) {
@@ -189,8 +209,8 @@ fn check_env(
             );
             continue;
         }
-        if let Some(values) = read_mapping(&file, report) {
-            found(stem, values);
+        if let Some(read) = read_mapping(&file, report) {
+            found(stem, read);
         }
     }
 }
@@ -213,7 +233,10 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Parses a values file, which must be a mapping (or empty), into JSON.
-fn read_mapping(file: &Path, report: &mut Report) -> Option<serde_json::Value> {
+/// A values file read: what it holds, and the [`digest`] of its text.
+type Read = (serde_json::Value, [u8; 32]);
+
+fn read_mapping(file: &Path, report: &mut Report) -> Option<Read> {
     let text = match read_text(file, report) {
         Ok(text) => text,
         Err(_) => return None,
@@ -223,10 +246,11 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<serde_json::Value> {
         Value::Null => serde_json::Value::Object(Default::default()),
         _ => node.to_json(),
     });
+    let digest = digest(text.as_bytes());
     if report.diagnostics.len() > before {
         report.add_source(file, text);
     }
-    value
+    value.map(|value| (value, digest))
 }
 
 /// Parses the text of a values file, which must be a mapping (or empty);
@@ -277,12 +301,16 @@ mod tests {
         let env = EnvName::parse("dev").unwrap();
         std::fs::create_dir_all(tmp.path().join("environments/dev")).unwrap();
         std::fs::write(tmp.path().join("environments/dev/b.yaml"), "size: 3\n").unwrap();
+        let loaded = load_checked(&config, &env).unwrap();
         assert_eq!(
-            load_checked(&config, &env).unwrap(),
+            loaded.values,
             [serde_json::json!({}), serde_json::json!({"size": 3})]
         );
+        assert_eq!(loaded.digests, [digest(b""), digest(b"size: 3\n")]);
         std::fs::write(tmp.path().join("environments/dev/bb.yaml"), "x: 1\n").unwrap();
-        let report = load_checked(&config, &env).unwrap_err();
+        let Err(report) = load_checked(&config, &env) else {
+            panic!("a misnamed file is an error");
+        };
         assert_eq!(
             report.render(false),
             check(&config, &[&env], false).render(false)
