@@ -421,13 +421,16 @@ fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failu
     ))
 }
 
-/// A run id that is unique enough for one repository: milliseconds since
-/// the epoch, with the sub-millisecond part as a tie-breaker.
+/// A run id: the second it was made, then six random digits. Runs started
+/// at once (a matrix of jobs, two terminals) get different ids: a
+/// microsecond clock alone gave two runs started together the same id,
+/// and a lock taken by one then counted as the other's. It sorts by time,
+/// and stays below 2^53, so JavaScript reads it exactly.
 fn new_run_id() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    now.as_millis() as u64 * 1000 + u64::from(now.subsec_micros() % 1000)
+    now.as_secs() * 1_000_000 + fastrand::u64(0..1_000_000)
 }
 
 /// Cancels the run on SIGINT, SIGTERM or SIGHUP, given their streams in
@@ -574,3 +577,20 @@ fn summary(
     text
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_instant_get_different_ids() {
+        // Made back to back, well within one microsecond of each other.
+        let (a, b) = (new_run_id(), new_run_id());
+        assert_ne!(a, b);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(a / 1_000_000 <= secs && secs - a / 1_000_000 <= 1, "{a}");
+        assert!(a < 1 << 53);
+    }
+}
