@@ -9,7 +9,8 @@
 //!    attempts each write took.
 //! 3. The recorder's write of a local state file of 1,000 components when 5
 //!    records changed since its last write (what a run of many quick
-//!    components does every 25 ms): rendering alone, and the whole write,
+//!    components does every few dozen milliseconds): rendering alone, and
+//!    the whole write,
 //!    with the whole file rendered each time (as before) and as the
 //!    recorder writes now (file lock, stamp check, unchanged records'
 //!    text reused).

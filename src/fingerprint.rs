@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use git2::{ObjectType, Repository, StatusOptions};
@@ -279,33 +280,45 @@ fn holds_change(changed: &[Vec<u8>], rel: &Path) -> bool {
 
 /// Runs `f` for `0..n` on a few threads and returns the results in order.
 fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(MAX_THREADS)
-        .min(n.div_ceil(64));
+    // Asked once: the answer reads the cgroup's CPU quota from /proc and
+    // /sys each time.
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let threads = cpus.min(MAX_THREADS).min(n.div_ceil(64));
     if threads <= 1 {
         return (0..n).map(f).collect();
     }
     let next = AtomicUsize::new(0);
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return mine;
+            }
+            mine.push((i, f(i)));
+        }
+    };
     let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            return mine;
-                        }
-                        mine.push((i, f(i)));
-                    }
-                })
+        // The calling thread works too, so a helper that cannot be started
+        // only makes the work slower.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("fingerprint".into())
+                    .spawn_scoped(scope, work)
+                    .ok()
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        let mut all = work();
+        for helper in helpers {
+            all.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+        }
+        all
     });
     results.sort_unstable_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, t)| t).collect()

@@ -5,7 +5,10 @@
 //! every [`WRITE_INTERVAL`]. A run of many quick components therefore costs
 //! a few dozen writes, not a full rewrite with fsync per event, and a crash
 //! loses at most the last interval's changes (those components run again on
-//! resume). Each change still gets a serial and a history entry of its own,
+//! resume). The interval grows with the time a write takes, so that writing
+//! never takes more than about a twentieth of the run ([`WRITE_SHARE`]): a
+//! state of a thousand records, or a slow disk, is written less often, up
+//! to once every [`MAX_WRITE_INTERVAL`]. Each change still gets a serial and a history entry of its own,
 //! however many go out in one write. The run waits for the last write
 //! before it ends.
 //!
@@ -33,6 +36,22 @@ use crate::plan::Action;
 
 /// The shortest time between two writes of one state file.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The longest time between two writes of one state file while changes
+/// wait, however long the last write took.
+pub const MAX_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The interval is at least this many times as long as the last write took.
+pub const WRITE_SHARE: u32 = 20;
+
+/// When the next write may start, after one that started at `started` and
+/// took `took`.
+fn next_write(started: Instant, took: Duration) -> Instant {
+    started
+        + took
+            .saturating_mul(WRITE_SHARE)
+            .clamp(WRITE_INTERVAL, MAX_WRITE_INTERVAL)
+}
 
 /// A subscriber that keeps the state files up to date during a run.
 pub struct Recorder {
@@ -153,13 +172,18 @@ impl Recorder {
                     let writer = if locking { writer } else { writer.unlocked() };
                     let (cloud, shared, outcome, run) =
                         (cloud.clone(), shared.clone(), outcome.clone(), run.clone());
-                    std::thread::spawn(move || {
-                        let mut writer = writer;
-                        write_loop(&mut writer, &cloud, &run, &shared, &outcome);
-                        if let Ok(mut outcome) = outcome.lock() {
-                            outcome.states.insert(cloud, writer.into_state());
-                        }
-                    })
+                    std::thread::Builder::new()
+                        .name("state-writer".into())
+                        .spawn(move || {
+                            let mut writer = writer;
+                            write_loop(&mut writer, &cloud, &run, &shared, &outcome);
+                            if let Ok(mut outcome) = outcome.lock() {
+                                outcome.states.insert(cloud, writer.into_state());
+                            }
+                        })
+                        // As `thread::spawn` does: a run that cannot keep its
+                        // state must not start.
+                        .expect("failed to start the state writer thread")
                 };
                 (
                     cloud,
@@ -226,9 +250,9 @@ fn write_loop(
     outcome: &Mutex<Outcome>,
 ) {
     let mut release = run.release.as_ref();
-    let mut last_write: Option<Instant> = None;
+    let mut due: Option<Instant> = None;
     loop {
-        let Some((changes, closing)) = next_batch(shared, last_write) else {
+        let Some((changes, closing)) = next_batch(shared, due) else {
             return;
         };
         // The claim goes with the first write after the run ends, with
@@ -243,7 +267,7 @@ fn write_loop(
             }
             return;
         }
-        last_write = Some(Instant::now());
+        let started = Instant::now();
         // Writes while the run goes on leave the directory unsynced: a
         // power cut finds the version before, whole, and the run's last
         // write syncs it.
@@ -253,6 +277,7 @@ fn write_loop(
             Durability::Contents
         };
         let written = writer.write_with(durability, |state| record(state, changes, run, release));
+        due = Some(next_write(started, started.elapsed()));
         let Ok(mut outcome) = outcome.lock() else {
             return;
         };
@@ -264,19 +289,17 @@ fn write_loop(
     }
 }
 
-/// Waits for changes and takes them, once the interval since the last
-/// write is over or the run is ending; says whether it is. `None` when the
-/// recorder is gone.
-fn next_batch(shared: &Shared, last_write: Option<Instant>) -> Option<(Vec<Change>, bool)> {
+/// Waits for changes and takes them, once `due` has come or the run is
+/// ending; says whether it is. `None` when the recorder is gone.
+fn next_batch(shared: &Shared, due: Option<Instant>) -> Option<(Vec<Change>, bool)> {
     let mut p = shared.pending.lock().ok()?;
     while p.changes.is_empty() && !p.closing {
         p.idle = true;
         p = shared.wake.wait(p).ok()?;
     }
     p.idle = false;
-    // Let changes gather until the interval since the last write is over,
-    // unless the run is ending.
-    let due = last_write.map(|t| t + WRITE_INTERVAL);
+    // Let changes gather until the next write is due, unless the run is
+    // ending.
     while let Some(wait) = due.and_then(|d| d.checked_duration_since(Instant::now())) {
         if p.closing {
             break;
@@ -416,6 +439,19 @@ mod tests {
     use super::*;
     use crate::config::EnvName;
     use crate::events::{Finished, RunResult, Target};
+
+    #[test]
+    fn writes_are_spaced_by_twenty_times_what_the_last_took_within_bounds() {
+        let t = Instant::now();
+        let after = |took_ms| next_write(t, Duration::from_millis(took_ms)) - t;
+        // A quick write of a small state: the shortest interval.
+        assert_eq!(after(0), WRITE_INTERVAL);
+        assert_eq!(after(1), WRITE_INTERVAL);
+        // A state of a thousand records takes a few milliseconds.
+        assert_eq!(after(4), Duration::from_millis(80));
+        // A stalled disk: changes still go out once a second.
+        assert_eq!(after(300), MAX_WRITE_INTERVAL);
+    }
 
     #[test]
     fn starts_and_ends_are_written_in_order_with_a_serial_each() {
