@@ -693,8 +693,6 @@ fn changed_of(plans: &[Value]) -> Vec<String> {
     )
 }
 
-/// Runs `plan` (as JSON) and fills in the plan outputs; returns its exit
-/// code and the plans.
 /// Plans once, and gives the plans as `plan` prints them for people and as
 /// JSON: planning reads the state branch, which is not worth doing twice.
 fn plan_once(request: &Request) -> (Result<i32, Failure>, Vec<u8>, Vec<u8>) {
@@ -763,12 +761,47 @@ fn plan(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
 }
 
 fn deploy(request: &Request, ctx: &RunContext, answer: &mut Answer) -> i32 {
-    let (result, _, json) = plan_once(request);
-    let (code, _) = plan_outputs(result, &json, answer);
-    if code != 0 {
-        return code;
+    // The plan outputs are the plan the run made under its lock, which is
+    // what it ran: planning apart would fetch the state a second time, and
+    // could find it other than the run did.
+    let mut plans_json = Vec::new();
+    let (result, out) = match parse(&request.run_args("json")) {
+        Ok(cli) => {
+            let mut out = Vec::new();
+            let result = match &cli.command {
+                super::Command::Apply(args) | super::Command::Destroy(args) => {
+                    let destroy = matches!(cli.command, super::Command::Destroy(_));
+                    super::deploy::run_observed(
+                        &cli.config,
+                        args,
+                        destroy,
+                        &mut out,
+                        &mut |config, plans| {
+                            plans_json.clear();
+                            let written = super::inspect::write_plans(
+                                config,
+                                plans,
+                                super::Format::Json,
+                                &mut plans_json,
+                            );
+                            if written.is_err() {
+                                plans_json.clear();
+                            }
+                        },
+                    )
+                }
+                other => Err(Failure::Usage {
+                    message: format!("expected an apply or destroy command line, got {other:?}"),
+                    hint: None,
+                }),
+            };
+            (result, out)
+        }
+        Err(failure) => (Err(failure), Vec::new()),
+    };
+    if !plans_json.is_empty() {
+        plan_outputs(Ok(0), &plans_json, answer);
     }
-    let (result, out) = invoke(&request.run_args("json"));
     let code = finish(&request.command, result);
     let doc = json_of(&out);
     let config = load(request);

@@ -43,6 +43,20 @@ pub(super) fn run(
     destroy: bool,
     out: &mut dyn Write,
 ) -> Result<i32, Failure> {
+    run_observed(file, args, destroy, out, &mut |_, _| {})
+}
+
+/// [`run`], showing `planned` each plan the run makes: the one before it
+/// takes the lock, and the one it makes again under the lock, which is the
+/// plan it runs. The action reports that plan as its `plan`, `waves` and
+/// `changed` outputs, without planning (and fetching the state) on its own.
+pub(super) fn run_observed(
+    file: &Path,
+    args: &RunArgs,
+    destroy: bool,
+    out: &mut dyn Write,
+    planned: &mut dyn FnMut(&Config, &[crate::plan::Plan]),
+) -> Result<i32, Failure> {
     let config = load(file)?;
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, destroy)?;
@@ -77,8 +91,9 @@ pub(super) fn run(
     }
     // Fingerprints cover the values as read above, not read again.
     let fingerprinter = Fingerprinter::new(&config).with_values(&env, digests);
-    let plan = |observations: Vec<engine::Observation>| -> Result<_, Failure> {
+    let mut plan = |observations: Vec<engine::Observation>| -> Result<_, Failure> {
         let plans = engine::plans(&config, &env, &observations, &request);
+        planned(&config, &plans);
         check_missing(&plans, destroy)?;
         Ok((observations, plans))
     };
@@ -579,7 +594,94 @@ fn summary(
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// Runs `orchestrator <args>` on the config in `dir` through
+    /// [`run_observed`]: the plans it showed, as (component, action) pairs
+    /// of what each had to do, and its JSON result.
+    fn observed(dir: &Path, args: &[&str]) -> (Vec<Vec<(String, String)>>, serde_json::Value) {
+        let config = dir.join("orchestrator.yaml");
+        let config = config.to_str().unwrap();
+        let cli = Cli::try_parse_from(
+            ["orchestrator", "--config", config]
+                .iter()
+                .chain(args)
+                .chain(&["--format", "json"]),
+        )
+        .unwrap();
+        let Command::Apply(args) = cli.command else {
+            panic!("not an apply: {args:?}");
+        };
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        let code = run_observed(&cli.config, &args, false, &mut out, &mut |_, plans| {
+            seen.push(
+                plans[0]
+                    .to_run()
+                    .map(|c| (c.name.to_string(), format!("{:?}", c.action)))
+                    .collect(),
+            );
+        })
+        .unwrap();
+        assert_eq!(code, 0);
+        (seen, serde_json::from_slice(&out).unwrap())
+    }
+
+    #[test]
+    fn the_last_plan_a_run_shows_is_the_plan_it_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            String::from("version: 1\ndefaults:\n  runner: shell\n  retries: 0\ncomponents:\n");
+        for (name, needs) in [("a", "[]"), ("b", "[a]"), ("c", "[]")] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            config.push_str(&format!(
+                "  {name}:\n    path: {name}\n    depends_on: {needs}\n    commands:\n      apply: \"true\"\n"
+            ));
+        }
+        config.push_str("environments:\n  dev: {clouds: [aws]}\n");
+        std::fs::write(dir.path().join("orchestrator.yaml"), &config).unwrap();
+        let ran = |result: &serde_json::Value| {
+            let mut names: Vec<String> = result["components"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            names.sort();
+            names
+        };
+
+        // Before the lock and under it: the same plan, and it is what ran.
+        let (seen, result) = observed(dir.path(), &["apply", "--env", "dev"]);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], seen[1]);
+        let mut planned: Vec<&str> = seen[1].iter().map(|(n, _)| n.as_str()).collect();
+        planned.sort_unstable();
+        assert_eq!(planned, ["a", "b", "c"]);
+        assert_eq!(ran(&result), ["a", "b", "c"]);
+
+        // One component's files change: only it is planned, and run.
+        std::fs::write(dir.path().join("c/main.tf"), "# changed\n").unwrap();
+        let (seen, result) = observed(dir.path(), &["apply", "--env", "dev"]);
+        assert_eq!(
+            seen.last().unwrap(),
+            &[("c".to_string(), "Update".to_string())]
+        );
+        assert_eq!(ran(&result), ["c"]);
+
+        // A dry run shows its one plan and runs nothing; so does a run with
+        // nothing to do.
+        std::fs::write(dir.path().join("a/main.tf"), "# changed\n").unwrap();
+        let (seen, result) = observed(dir.path(), &["apply", "--env", "dev", "--dry-run"]);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(result.get("result").is_none(), "{result}");
+        assert_eq!(result["cloud"], "aws", "{result}");
+        let (seen, _) = observed(dir.path(), &["apply", "--env", "dev", "--components", "c"]);
+        assert_eq!(seen, [Vec::<(String, String)>::new()]);
+    }
 
     #[test]
     fn runs_started_in_the_same_instant_get_different_ids() {
