@@ -249,11 +249,15 @@ impl<'r> Trees<'r> {
 }
 
 /// The repository-relative paths of every uncommitted change, untracked
-/// files included, sorted; `None` when git cannot say.
+/// files included, sorted; `None` when git cannot say. A directory holding
+/// only untracked files comes as the directory (`cache/`), as `git status`
+/// shows it: the directories it is in hold a change either way, and git
+/// need not list what may be thousands of files (an untracked
+/// `node_modules` made a plan of 1,000 components 0.15 s slower).
 fn changed_paths(repo: &Repository) -> Option<Vec<Vec<u8>>> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
+        .recurse_untracked_dirs(false)
         .include_ignored(false);
     let statuses = repo.statuses(Some(&mut opts)).ok()?;
     let mut changed: Vec<Vec<u8>> = statuses
@@ -547,7 +551,9 @@ mod tests {
 
     /// Each directory's id is what a lookup from HEAD gives (the tree, or
     /// a submodule's commit), at any depth, through trees read once; a
-    /// directory with a change, or not at HEAD, has none.
+    /// directory with a change, or not at HEAD, has none. Git reports a
+    /// directory of untracked files as the directory alone, and that is
+    /// a change of every directory it is in.
     #[test]
     fn directories_at_head_get_the_ids_a_lookup_from_head_gives() {
         let tmp = tempfile::TempDir::new().unwrap();
@@ -563,7 +569,15 @@ mod tests {
             assert!(status.success(), "git {args:?}");
         };
         git(&["init", "-q", "-b", "main"]);
-        for dir in ["c/a", "c/b", "c/deep/er/x", "top", "dirty"] {
+        for dir in [
+            "c/a",
+            "c/b",
+            "c/deep/er/x",
+            "top",
+            "dirty",
+            "grown",
+            "grown-too",
+        ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
             std::fs::write(root.join(dir).join("main.tf"), dir).unwrap();
         }
@@ -579,6 +593,11 @@ mod tests {
         ]);
         git(&["commit", "-q", "-m", "components"]);
         std::fs::write(root.join("dirty/main.tf"), "changed").unwrap();
+        // Untracked directories, reported as `grown/cache/` and `fresh/`.
+        for dir in ["grown/cache/deep", "fresh/x"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("f.js"), dir).unwrap();
+        }
         // An unpopulated submodule: its directory, empty.
         std::fs::create_dir_all(root.join("c/sub")).unwrap();
         let repo = git2::Repository::open(&root).unwrap();
@@ -598,12 +617,15 @@ mod tests {
             "dirty",
             "c/missing",
             "top/main.tf",
+            "grown",
+            "grown-too",
+            "fresh/x",
         ];
         let dirs: Vec<PathBuf> = rels.iter().map(|r| root.join(r)).collect();
         let got = fingerprinter.git_trees(&dirs);
         for (rel, id) in rels.iter().zip(&got) {
             let expected = match *rel {
-                "dirty" | "c/missing" => None,
+                "dirty" | "c/missing" | "grown" | "fresh/x" => None,
                 _ => Some(format!(
                     "git:{}",
                     head.get_path(Path::new(rel)).unwrap().id()
