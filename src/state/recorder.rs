@@ -7,10 +7,10 @@
 //! loses at most the last interval's changes (those components run again on
 //! resume). The interval grows with the time a write takes, so that writing
 //! never takes more than about a twentieth of the run ([`WRITE_SHARE`]): a
-//! state of a thousand records, or a slow disk, is written less often, up
-//! to once every [`MAX_WRITE_INTERVAL`]. Each change still gets a serial and a history entry of its own,
-//! however many go out in one write. The run waits for the last write
-//! before it ends.
+//! state of a thousand records, or a slow disk, is written less often, down
+//! to once every [`MAX_WRITE_INTERVAL`]. Each change still gets a serial
+//! and a history entry of its own, however many go out in one write. The
+//! run waits for the last write before it ends.
 //!
 //! The writes go through a [`Writer`], so the file can be shared: each
 //! takes the file lock (in local mode) and carries this run's records into
