@@ -197,7 +197,8 @@ impl Recorder {
         Recorder { files, outcome }
     }
 
-    /// Waits for every pending write; returns what the writes came to.
+    /// Waits for every pending write; returns what the writes came to,
+    /// once: a later call returns an empty outcome.
     pub fn finish(&mut self) -> Outcome {
         self.close();
         for file in self.files.values_mut() {
@@ -205,7 +206,11 @@ impl Recorder {
                 let _ = writer.join();
             }
         }
-        self.outcome.lock().map(|o| o.clone()).unwrap_or_default()
+        // Taken, not copied: it holds the whole state of every file.
+        self.outcome
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default()
     }
 
     /// Tells the writers that nothing more will come: each writes what it
