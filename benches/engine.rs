@@ -18,7 +18,9 @@
 //!    an `orchestrator apply` that has nothing to do is reported alongside.
 //! 2. Overhead: 1,000 independent components running `true`, two at a time,
 //!    against `make -j2`. Target: orchestrator ≤ 1.0 × make. The same
-//!    components committed to a git repository are reported alongside.
+//!    components committed to a git repository are reported alongside, and
+//!    so is the CPU time of the orchestrator and of make, each apart from
+//!    their components' (read from `/proc` before the process is reaped).
 //! 3. Chains: a chain of 500 components running `true` with default settings,
 //!    against `make -j1`. Target: per-link overhead over make ≤ 2 ms.
 //!
@@ -175,9 +177,9 @@ fn makespan(bench: &Bench, memory: &mut Vec<(String, u64)>) -> bool {
     }
     if bench.time.is_some() {
         repo.reset();
-        let (_, kb) = bench.apply_measured(&repo, &["--max-parallel", &cap_arg], n, true);
+        let (_, kb, _) = bench.apply_measured(&repo, &["--max-parallel", &cap_arg], n, true);
         memory.push((format!("makespan: eager apply, {n} components"), kb));
-        let (_, kb) = bench.apply_measured(&repo, &["--max-parallel", &cap_arg], 0, true);
+        let (_, kb, _) = bench.apply_measured(&repo, &["--max-parallel", &cap_arg], 0, true);
         memory.push((format!("makespan: no-op apply, {n} components"), kb));
     }
 
@@ -373,16 +375,21 @@ fn overhead(bench: &Bench, memory: &mut Vec<(String, u64)>) -> bool {
     let mut orchestrator = Vec::new();
     let mut in_git = Vec::new();
     let mut make = Vec::new();
+    let (mut orchestrator_cpu, mut make_cpu) = (Vec::new(), Vec::new());
     for _ in 0..OVERHEAD_REPEATS {
         repo.reset();
-        orchestrator.push(bench.apply(&repo, &["--max-parallel", "2"], n).0);
-        make.push(bench.make(&repo, 2));
+        let (wall, cpu) = bench.apply(&repo, &["--max-parallel", "2"], n);
+        orchestrator.push(wall);
+        orchestrator_cpu.push(cpu);
+        let (wall, cpu) = bench.make_cpu(&repo, 2);
+        make.push(wall);
+        make_cpu.push(cpu);
         git_repo.reset();
         in_git.push(bench.apply(&git_repo, &["--max-parallel", "2"], n).0);
     }
     if bench.time.is_some() {
         repo.reset();
-        let (_, kb) = bench.apply_measured(&repo, &["--max-parallel", "2"], n, true);
+        let (_, kb, _) = bench.apply_measured(&repo, &["--max-parallel", "2"], n, true);
         memory.push((format!("overhead: {n} independent, --max-parallel 2"), kb));
     }
     let orchestrator = Stats::of(orchestrator);
@@ -404,6 +411,25 @@ fn overhead(bench: &Bench, memory: &mut Vec<(String, u64)>) -> bool {
             secs(stats.min),
             secs(stats.median),
             millis(stats.median / n as u32)
+        );
+    }
+    // CPU times vary far less than wall times on a shared machine, and say
+    // where a difference comes from: the orchestrator's own work, or its
+    // components'.
+    println!(
+        "\n{:<36}  {:>10}  {:>10}",
+        "CPU time (means)", "own", "components"
+    );
+    for (what, cpu) in [
+        ("orchestrator apply --max-parallel 2", &orchestrator_cpu),
+        ("make -j2", &make_cpu),
+    ] {
+        let mean =
+            |part: fn(&Cpu) -> Duration| cpu.iter().map(part).sum::<Duration>() / cpu.len() as u32;
+        println!(
+            "{what:<36}  {:>10}  {:>10}",
+            whole_millis(mean(|c| c.own)),
+            whole_millis(mean(|c| c.children))
         );
     }
     let median_ratio = ratio(orchestrator.median, make.median);
@@ -442,7 +468,7 @@ fn chains(bench: &Bench, memory: &mut Vec<(String, u64)>) -> bool {
     }
     if bench.time.is_some() {
         repo.reset();
-        let (_, kb) = bench.apply_measured(&repo, &[], n, true);
+        let (_, kb, _) = bench.apply_measured(&repo, &[], n, true);
         memory.push((format!("chains: {n}-long chain, default settings"), kb));
     }
     let orchestrator = Stats::of(orchestrator);
@@ -603,9 +629,11 @@ impl Bench {
     }
 
     /// Runs `orchestrator apply --env bench --format json ARGS` in `repo` and
-    /// checks that it succeeded and ran `expected` components.
-    fn apply(&self, repo: &Repo, args: &[&str], expected: usize) -> (Duration, u64) {
-        self.apply_measured(repo, args, expected, false)
+    /// checks that it succeeded and ran `expected` components; its wall
+    /// and CPU time.
+    fn apply(&self, repo: &Repo, args: &[&str], expected: usize) -> (Duration, Cpu) {
+        let (wall, _, cpu) = self.apply_measured(repo, args, expected, false);
+        (wall, cpu)
     }
 
     /// Like [`Bench::apply`]; with `measure_memory`, under `/usr/bin/time`,
@@ -616,7 +644,8 @@ impl Bench {
         args: &[&str],
         expected: usize,
         measure_memory: bool,
-    ) -> (Duration, u64) {
+    ) -> (Duration, u64, Cpu) {
+        let stdout_path = self.scratch.path().join("stdout.json");
         let stderr_path = self.scratch.path().join("stderr.log");
         let rss_path = self.scratch.path().join("rss.txt");
         let mut command = match (&self.time, measure_memory) {
@@ -635,23 +664,22 @@ impl Bench {
             .args(args)
             .current_dir(repo.path())
             .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
             .stderr(fs::File::create(&stderr_path).expect("stderr file"));
-        let start = Instant::now();
-        let out = command.output().expect("run orchestrator");
-        let elapsed = start.elapsed();
+        let (elapsed, status, cpu) = run(&mut command);
+        let stdout = fs::read(&stdout_path).unwrap_or_default();
         let fail = |why: &str| -> ! {
             panic!(
-                "orchestrator apply {} failed: {why}\nexit status: {}\nstdout:\n{}\nstderr:\n{}",
+                "orchestrator apply {} failed: {why}\nexit status: {status}\nstdout:\n{}\nstderr:\n{}",
                 args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&stdout),
                 fs::read_to_string(&stderr_path).unwrap_or_default()
             )
         };
-        if !out.status.success() {
+        if !status.success() {
             fail("non-zero exit status");
         }
-        let doc: Value = serde_json::from_slice(&out.stdout)
+        let doc: Value = serde_json::from_slice(&stdout)
             .unwrap_or_else(|e| fail(&format!("stdout is not JSON: {e}")));
         if doc["result"] != "succeeded" {
             fail("result is not `succeeded`");
@@ -668,28 +696,92 @@ impl Bench {
         } else {
             0
         };
-        (elapsed, kb)
+        (elapsed, kb, cpu)
     }
 
     /// Runs `make -j JOBS -f bench.mk all` in `repo`.
     fn make(&self, repo: &Repo, jobs: usize) -> Duration {
-        let start = Instant::now();
-        let out = Command::new("make")
+        self.make_cpu(repo, jobs).0
+    }
+
+    /// Like [`Bench::make`], with make's CPU time.
+    fn make_cpu(&self, repo: &Repo, jobs: usize) -> (Duration, Cpu) {
+        let stderr_path = self.scratch.path().join("make-stderr.log");
+        let (elapsed, status, cpu) = run(Command::new("make")
             .args(["-j", &jobs.to_string(), "-f", "bench.mk", "all"])
             .current_dir(repo.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run make (is GNU Make installed?)");
-        let elapsed = start.elapsed();
+            .stderr(fs::File::create(&stderr_path).expect("stderr file")));
         assert!(
-            out.status.success(),
-            "make -j {jobs} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            status.success(),
+            "make -j {jobs} failed: {status}\n{}",
+            fs::read_to_string(&stderr_path).unwrap_or_default()
         );
-        elapsed
+        (elapsed, cpu)
+    }
+}
+
+/// CPU time of a process that has ended: its own (all its threads), and
+/// that of the children it reaped (for a run, its components).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    own: Duration,
+    children: Duration,
+}
+
+/// Runs `command` to its end: its wall time, exit status and CPU time.
+/// The process is waited for without being reaped first, so that its
+/// totals can be read from `/proc/<pid>/stat`; GNU time and getrusage give
+/// only the sum of a process and its children.
+fn run(command: &mut Command) -> (Duration, std::process::ExitStatus, Cpu) {
+    let start = Instant::now();
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let pid = child.id();
+    // SAFETY: `info` is a valid place for the answer; the pid is our
+    // unreaped child, and WNOWAIT leaves it unreaped.
+    let waited = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+    };
+    let elapsed = start.elapsed();
+    let cpu = if waited == 0 {
+        process_cpu(pid)
+    } else {
+        Cpu::default()
+    };
+    let status = child.wait().expect("wait for the process");
+    (elapsed, status, cpu)
+}
+
+/// The CPU times in `/proc/<pid>/stat` of a process that has exited.
+fn process_cpu(pid: u32) -> Cpu {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Cpu::default();
+    };
+    // After the command name, which may hold spaces: state is field 3, and
+    // utime, stime, cutime and cstime are fields 14 to 17.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|f| f.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // SAFETY: sysconf has no memory effects.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let time = |t: u64| Duration::from_secs_f64(t as f64 / ticks);
+    match fields[..] {
+        [utime, stime, cutime, cstime] => Cpu {
+            own: time(utime + stime),
+            children: time(cutime + cstime),
+        },
+        _ => Cpu::default(),
     }
 }
 
@@ -753,6 +845,10 @@ fn secs(d: Duration) -> String {
 
 fn millis(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn whole_millis(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
 }
 
 fn verdict(met: bool) -> &'static str {
