@@ -404,13 +404,12 @@ fn content_hash(dir: &Path) -> String {
     let mut buf = Vec::new();
     for (rel, path) in files {
         buf.clear();
-        let executable = std::fs::metadata(&path)
-            .map(|m| is_executable(&m))
-            .unwrap_or(false);
-        if std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut buf))
-            .is_err()
-        {
+        // The mode comes from the open file: one lookup of the path, not two.
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let executable = file.metadata().is_ok_and(|m| is_executable(&m));
+        if file.read_to_end(&mut buf).is_err() {
             continue;
         }
         h.update(rel.as_bytes());
@@ -661,6 +660,23 @@ mod tests {
         std::fs::write(dir.join(".terraform/providers/x"), "cache").unwrap();
         assert_eq!(content_hash(dir), first, ".terraform is ignored");
         std::fs::write(dir.join("main.tf"), "b").unwrap();
-        assert_ne!(content_hash(dir), first);
+        let second = content_hash(dir);
+        assert_ne!(second, first);
+        // The executable bit counts: a script made runnable is a change.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |m| std::fs::Permissions::from_mode(m);
+        std::fs::set_permissions(dir.join("main.tf"), mode(0o755)).unwrap();
+        let runnable = content_hash(dir);
+        assert_ne!(runnable, second);
+        std::fs::set_permissions(dir.join("main.tf"), mode(0o644)).unwrap();
+        assert_eq!(content_hash(dir), second);
+        // Through a symbolic link, the file it points at is hashed.
+        std::os::unix::fs::symlink("main.tf", dir.join("link.tf")).unwrap();
+        std::fs::set_permissions(dir.join("main.tf"), mode(0o755)).unwrap();
+        let linked = content_hash(dir);
+        std::fs::remove_file(dir.join("link.tf")).unwrap();
+        std::fs::copy(dir.join("main.tf"), dir.join("link.tf")).unwrap();
+        std::fs::set_permissions(dir.join("link.tf"), mode(0o755)).unwrap();
+        assert_eq!(content_hash(dir), linked);
     }
 }
