@@ -675,10 +675,16 @@ mod tests {
         // A dry run shows its one plan and runs nothing; so does a run with
         // nothing to do.
         std::fs::write(dir.path().join("a/main.tf"), "# changed\n").unwrap();
-        let (seen, result) = observed(dir.path(), &["apply", "--env", "dev", "--dry-run"]);
-        assert_eq!(seen.len(), 1, "{seen:?}");
+        let dry_run = ["apply", "--env", "dev", "--dry-run"];
+        let (seen, result) = observed(dir.path(), &dry_run);
+        assert_eq!(seen, [[("a".to_string(), "Update".to_string())]]);
         assert!(result.get("result").is_none(), "{result}");
         assert_eq!(result["cloud"], "aws", "{result}");
+        assert_eq!(
+            observed(dir.path(), &dry_run).0,
+            seen,
+            "the dry run ran `a`"
+        );
         let (seen, _) = observed(dir.path(), &["apply", "--env", "dev", "--components", "c"]);
         assert_eq!(seen, [Vec::<(String, String)>::new()]);
     }
