@@ -26,11 +26,15 @@
 //!   raw system calls only: it runs beside this process's threads, on
 //!   their memory, so it must not allocate, lock, or set `errno` (which
 //!   would be the `errno` of the thread that started it);
-//! - its exit is learnt from SIGCHLD: each step waiting for its process
-//!   listens for the signal and asks for its own process when it comes. A
-//!   child that could not run its program (missing, not executable, its
-//!   directory gone) exits with the reason left in memory it shares with
-//!   us, and [`Child::start_error`] gives it once the child is reaped.
+//! - its exit is learnt from a pidfd that `clone` itself returns
+//!   (`CLONE_PIDFD`), watched by the runtime, so an exit wakes only the
+//!   step whose process it was. Where pidfds are missing (Linux before
+//!   5.3, or a seccomp profile that refuses them) it is learnt from
+//!   SIGCHLD instead: each step waiting for its process listens for the
+//!   signal and asks for its own process when one comes. A child that
+//!   could not run its program (missing, not executable, its directory
+//!   gone) exits with the reason left in memory it shares with us, and
+//!   [`Child::start_error`] gives it once the child is reaped.
 //!
 //! A [`Child`] dropped before its process was reaped kills the process and
 //! reaps it (later, if it has not died yet), so no zombie is left. What the
@@ -45,9 +49,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use syscalls::{Errno, Sysno, syscall};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -78,11 +84,46 @@ pub struct Spawned {
 pub struct Child {
     pid: libc::pid_t,
     reaped: bool,
-    /// SIGCHLD, listened for from before the process started.
-    exits: Signal,
+    /// How its exit is heard of.
+    exits: Exits,
     /// What the process reads until it runs its program; kept until it is
     /// reaped (or handed to the orphans with it).
     launch: Option<Box<Launch>>,
+}
+
+/// How a child's exit is heard of.
+enum Exits {
+    /// Its pidfd, readable once it has exited.
+    Pidfd(AsyncFd<OwnedFd>),
+    /// SIGCHLD, listened for from before the process started: of any
+    /// child, so each one that comes is only a reason to ask.
+    Sigchld(Signal),
+}
+
+/// Which of the two ways of hearing of exits a spawn uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    Pidfd,
+    Sigchld,
+}
+
+impl Watch {
+    /// Pidfds where the kernel gives them (Linux 5.3 and later, unless a
+    /// seccomp profile refuses them), SIGCHLD elsewhere; asked once.
+    fn best() -> Watch {
+        static BEST: OnceLock<Watch> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            // SAFETY: pidfd_open has no memory effects, and a descriptor
+            // it returns is closed at once.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+            if fd < 0 {
+                return Watch::Sigchld;
+            }
+            // SAFETY: `fd` was just opened here and is used nowhere else.
+            unsafe { libc::close(fd as RawFd) };
+            Watch::Pidfd
+        })
+    }
 }
 
 /// Starts `program` (a path) with `args`, in `cwd`, with the inherited
@@ -97,6 +138,16 @@ pub fn spawn(
     args: &[String],
     cwd: &Path,
     env: &[(String, String)],
+) -> io::Result<Spawned> {
+    spawn_watched(program, args, cwd, env, Watch::best())
+}
+
+fn spawn_watched(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    watch: Watch,
 ) -> io::Result<Spawned> {
     reap_orphans();
     let program = c_string(program.as_os_str().as_bytes())?;
@@ -132,13 +183,35 @@ pub fn spawn(
         error: AtomicI32::new(0),
         _strings: (argv, own),
     });
-    // Everything that can fail is done before the start, so that a child,
-    // once there, is always in a `Child` that reaps it. Listening before
-    // the start: the exit cannot come unheard.
+    // Everything that can fail is done before the start, but for watching
+    // a pidfd, which exists only after it: a child whose pidfd cannot be
+    // watched is killed and left to the orphans, which reap it. SIGCHLD is
+    // listened for before the start: the exit cannot come unheard.
     let stdout = pipe::Receiver::from_owned_fd_unchecked(stdout)?;
     let stderr = pipe::Receiver::from_owned_fd_unchecked(stderr)?;
-    let exits = signal(SignalKind::child())?;
-    let pid = launch.start()?;
+    let sigchld = match watch {
+        Watch::Sigchld => Some(signal(SignalKind::child())?),
+        Watch::Pidfd => None,
+    };
+    let (pid, pidfd) = launch.start(watch == Watch::Pidfd)?;
+    let exits = match (sigchld, pidfd) {
+        (Some(sigchld), _) => Exits::Sigchld(sigchld),
+        (None, Some(pidfd)) => {
+            // SAFETY: an `OwnedFd` gives the same open descriptor for as
+            // long as it lives.
+            match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
+                Ok(pidfd) => Exits::Pidfd(pidfd),
+                Err(e) => {
+                    abandon(pid, Some(launch));
+                    return Err(e.into());
+                }
+            }
+        }
+        (None, None) => {
+            abandon(pid, Some(launch));
+            return Err(io::Error::other("the kernel returned no pidfd"));
+        }
+    };
     Ok(Spawned {
         child: Child {
             pid,
@@ -163,7 +236,15 @@ impl Child {
         if self.reaped {
             return Err(io::Error::other("the process was already reaped"));
         }
-        match reap(self.pid) {
+        self.reaped_as(reap(self.pid))
+    }
+
+    /// Notes what asking for the process's exit gave, and passes it on.
+    fn reaped_as(
+        &mut self,
+        status: io::Result<Option<ExitStatus>>,
+    ) -> io::Result<Option<ExitStatus>> {
+        match status {
             Ok(Some(status)) => {
                 self.reaped = true;
                 Ok(Some(status))
@@ -190,16 +271,34 @@ impl Child {
         }
     }
 
-    /// Waits for the next SIGCHLD, of this child or another, and then
-    /// says whether this one exited (reaping it). Cancel-safe. Only exits
-    /// after the child was started count, and those are all there are:
-    /// the signal was listened for from before.
+    /// Waits until the process may have exited (its pidfd is readable, or
+    /// a SIGCHLD came, of this child or another) and says whether it did
+    /// (reaping it). Cancel-safe.
     pub async fn next_exit(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.exits.recv().await.is_none() {
-            return Err(io::Error::other("SIGCHLD can no longer be heard"));
+        if self.reaped {
+            return Err(io::Error::other("the process was already reaped"));
         }
+        let pid = self.pid;
+        let status = match &mut self.exits {
+            Exits::Pidfd(pidfd) => {
+                let mut ready = pidfd.readable().await?;
+                let status = reap(pid);
+                // Readable means exited, so this is a formality; were it
+                // not so, the next wait would not come back at once.
+                if matches!(status, Ok(None)) {
+                    ready.clear_ready();
+                }
+                status
+            }
+            Exits::Sigchld(sigchld) => {
+                if sigchld.recv().await.is_none() {
+                    return Err(io::Error::other("SIGCHLD can no longer be heard"));
+                }
+                reap(pid)
+            }
+        };
         reap_orphans();
-        self.try_wait()
+        self.reaped_as(status)
     }
 
     /// Waits for the process to exit and reaps it.
@@ -218,21 +317,25 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.reaped {
-            return;
+        if !self.reaped {
+            abandon(self.pid, self.launch.take());
         }
-        // SAFETY: kill has no memory effects; the pid is this process's
-        // unreaped child, so it names no other process.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        if !matches!(reap(self.pid), Ok(Some(_))) {
-            // It may still be reading its launch: both go together.
-            let launch = self.launch.take();
-            if let Ok(mut orphans) = ORPHANS.lock() {
-                orphans.push((self.pid, launch));
-            } else {
-                // Never freed rather than freed under a live child.
-                std::mem::forget(launch);
-            }
+    }
+}
+
+/// Kills `pid`, an unreaped child started with `launch`, and reaps it, or
+/// leaves both to the orphans when it has not died yet.
+fn abandon(pid: libc::pid_t, launch: Option<Box<Launch>>) {
+    // SAFETY: kill has no memory effects; the pid is this process's
+    // unreaped child, so it names no other process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    if !matches!(reap(pid), Ok(Some(_))) {
+        // It may still be reading its launch: both go together.
+        if let Ok(mut orphans) = ORPHANS.lock() {
+            orphans.push((pid, launch));
+        } else {
+            // Never freed rather than freed under a live child.
+            std::mem::forget(launch);
         }
     }
 }
@@ -398,8 +501,9 @@ struct Launch {
 unsafe impl Send for Launch {}
 
 impl Launch {
-    /// Makes the process, which runs [`run_child`] on this launch.
-    fn start(&self) -> io::Result<libc::pid_t> {
+    /// Makes the process, which runs [`run_child`] on this launch; with
+    /// `pidfd`, also a pidfd of it.
+    fn start(&self, pidfd: bool) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
         let top = (self.stack.0.as_ptr() as usize + self.stack.0.len()) & !15;
         // SAFETY: `all` and `old` are valid signal sets. The child gets the
         // top of a stack of its own, 16-byte aligned, and this launch, which
@@ -415,11 +519,20 @@ impl Launch {
             if blocked != 0 {
                 return Err(io::Error::from_raw_os_error(blocked));
             }
+            let flags = if pidfd {
+                libc::CLONE_VM | libc::CLONE_PIDFD | libc::SIGCHLD
+            } else {
+                libc::CLONE_VM | libc::SIGCHLD
+            };
+            // With CLONE_PIDFD, the kernel puts the pidfd where the
+            // parent's thread id would go.
+            let mut fd: libc::c_int = -1;
             let pid = libc::clone(
                 run_child,
                 top as *mut libc::c_void,
-                libc::CLONE_VM | libc::SIGCHLD,
+                flags,
                 std::ptr::from_ref(self).cast_mut().cast(),
+                &raw mut fd,
             );
             let cloned = io::Error::last_os_error();
             libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
@@ -431,7 +544,8 @@ impl Launch {
             // it reaches the child even before it ran the program. (It
             // fails harmlessly once the child ran it or died.)
             libc::setpgid(pid, pid);
-            Ok(pid)
+            // The pidfd is this process's own and open (close-on-exec).
+            Ok((pid, (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))))
         }
     }
 }
@@ -567,6 +681,42 @@ mod tests {
         let mut text = String::new();
         spawned.stdout.read_to_string(&mut text).await.unwrap();
         text
+    }
+
+    /// Each child hears of its own exit, with several running at once and
+    /// ending in another order than they started: through its pidfd only
+    /// when it exits, through SIGCHLD also when another one does.
+    #[tokio::test]
+    async fn exits_are_heard_through_pidfds_and_through_sigchld() {
+        for watch in [Watch::Pidfd, Watch::Sigchld] {
+            let mut waits = tokio::task::JoinSet::new();
+            for (code, delay) in [(3, "0.3"), (0, "0.1"), (7, "0.2")] {
+                let script = format!("sleep {delay}; exit {code}");
+                let args = ["-c".to_string(), script];
+                let spawned =
+                    spawn_watched(Path::new("/bin/sh"), &args, Path::new("/"), &[], watch).unwrap();
+                let mut child = spawned.child;
+                waits.spawn(async move {
+                    let mut asked = 0;
+                    loop {
+                        asked += 1;
+                        if let Some(status) = child.next_exit().await.unwrap() {
+                            return (code, status.code(), asked);
+                        }
+                    }
+                });
+            }
+            let mut asked = 0;
+            while let Some(joined) = waits.join_next().await {
+                let (code, got, times) = joined.unwrap();
+                assert_eq!(got, Some(code), "{watch:?}");
+                asked += times;
+            }
+            match watch {
+                Watch::Pidfd => assert_eq!(asked, 3, "woken by other exits"),
+                Watch::Sigchld => assert!(asked > 3, "each exit wakes every child"),
+            }
+        }
     }
 
     #[tokio::test]
