@@ -4,9 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{
-    Failure, Format, GraphFormat, PlanArgs, check_values, environment, json, load, request,
-};
+use super::{Failure, Format, GraphFormat, PlanArgs, environment, json, load, request};
 use crate::config;
 use crate::exec::engine;
 use crate::fingerprint::Fingerprinter;
@@ -87,9 +85,12 @@ pub(super) fn planned(
     let config = load(file)?;
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, args.destroy)?;
-    check_values(&config, &env)?;
+    // Checked and digested in one pass, as `apply` does: the fingerprints
+    // take the digests rather than read every values file again.
+    let loaded = config::values::load_checked(&config, &env).map_err(Failure::Config)?;
     super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
-    let observations = engine::observe(&config, &Fingerprinter::new(&config), &env, &clouds)?;
+    let fingerprinter = Fingerprinter::new(&config).with_values(&env, loaded.digests);
+    let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
     let plans = engine::plans(&config, &env, &observations, &request);
     Ok((config, plans))
 }
