@@ -233,10 +233,17 @@ impl Child {
     /// The exit status, if the process has exited (reaping it); `None`
     /// while it runs.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.unreaped()?;
+        self.reaped_as(reap(self.pid))
+    }
+
+    /// An error once the process has been reaped: its pid may name
+    /// another process by then.
+    fn unreaped(&self) -> io::Result<()> {
         if self.reaped {
             return Err(io::Error::other("the process was already reaped"));
         }
-        self.reaped_as(reap(self.pid))
+        Ok(())
     }
 
     /// Notes what asking for the process's exit gave, and passes it on.
@@ -275,9 +282,7 @@ impl Child {
     /// a SIGCHLD came, of this child or another) and says whether it did
     /// (reaping it). Cancel-safe.
     pub async fn next_exit(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.reaped {
-            return Err(io::Error::other("the process was already reaped"));
-        }
+        self.unreaped()?;
         let pid = self.pid;
         let status = match &mut self.exits {
             Exits::Pidfd(pidfd) => {
@@ -552,8 +557,9 @@ impl Launch {
 
 /// The child, from `clone` until it runs its program: a process group of
 /// its own, its working directory, default handling of `defaults`, its
-/// three descriptors (output blocking) and an empty signal mask. It returns (and so exits,
-/// with 127) only when a call failed, leaving the reason in the launch.
+/// three descriptors (output blocking) and an empty signal mask. It
+/// returns (and so exits, with 127) only when a call failed, leaving the
+/// reason in the launch.
 extern "C" fn run_child(launch: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `launch` is the `Launch` the parent keeps, unchanged, until
     // this process is reaped.
