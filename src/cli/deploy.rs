@@ -57,7 +57,8 @@ pub(super) fn run_observed(
     out: &mut dyn Write,
     planned: &mut dyn FnMut(&Config, &[crate::plan::Plan]),
 ) -> Result<i32, Failure> {
-    let config = load(file)?;
+    // Shared with the engine, which runs the components from it.
+    let config = Arc::new(load(file)?);
     let (env, clouds) = environment(&config, &args.select.env, args.select.cloud.as_deref())?;
     let request = request(&config, &args.select, destroy)?;
     let run_id = new_run_id();

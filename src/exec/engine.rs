@@ -158,7 +158,9 @@ pub struct Options {
 
 /// Everything a visit needs, shared by the concurrent visits.
 struct Context {
-    config: Config,
+    /// Shared with the caller rather than copied: a copy of thousands of
+    /// components costs the start of the run, and freeing it its end.
+    config: Arc<Config>,
     root: PathBuf,
     env: EnvName,
     clouds: Vec<CloudName>,
@@ -184,7 +186,7 @@ struct Context {
 /// Subscribers hear every event in order. Returns how the run ended and how
 /// each component ended, in the order they finished.
 pub async fn execute(
-    config: &Config,
+    config: &Arc<Config>,
     env: &EnvName,
     plans: Vec<Plan>,
     values: Vec<serde_json::Value>,
@@ -455,7 +457,8 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
     let target = target(&ctx.clouds, &ctx.config, unit);
     let cloud = &ctx.clouds[unit.cloud];
     let action = action_of(&ctx.planned, unit);
-    let job = prepare(ctx, unit);
+    let outputs_file = outputs_path(ctx, cloud, component.name.as_str());
+    let job = prepare(ctx, unit, &outputs_file);
     // A closed semaphore: the run stopped after a failure.
     let _slot = tokio::select! {
         slot = ctx.slots.acquire() => match slot {
@@ -531,7 +534,6 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
         let _ = events.send(event);
     };
     let result = runner::run(&job, &ctx.cancel, &mut on_event).await;
-    let outputs_file = outputs_path(ctx, cloud, component.name.as_str());
     match result.outcome {
         Outcome::Succeeded => {
             let outputs = if ctx.options.destroy {
@@ -604,14 +606,24 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
+/// Where a component may write its outputs: `ORCHESTRATOR_OUTPUTS`.
 fn outputs_path(ctx: &Context, cloud: &CloudName, component: &str) -> PathBuf {
-    ctx.scratch
-        .join(cloud.as_str())
-        .join(format!("{component}.outputs.json"))
+    const SUFFIX: &str = ".outputs.json";
+    let mut name = String::with_capacity(component.len() + SUFFIX.len());
+    name.push_str(component);
+    name.push_str(SUFFIX);
+    let mut path = PathBuf::with_capacity(
+        ctx.scratch.as_os_str().len() + cloud.as_str().len() + name.len() + 2,
+    );
+    path.push(&ctx.scratch);
+    path.push(cloud.as_str());
+    path.push(name);
+    path
 }
 
-/// Writes the component's values and builds the job that runs its action.
-fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
+/// Writes the component's values and builds the job that runs its action,
+/// which may write its outputs to `outputs_file`.
+fn prepare(ctx: &Context, unit: Unit, outputs_file: &Path) -> Result<Job, String> {
     let component = &ctx.config.components[unit.component];
     let cloud = &ctx.clouds[unit.cloud];
     let values = &ctx.values[unit.component];
@@ -629,7 +641,7 @@ fn prepare(ctx: &Context, unit: Unit) -> Result<Job, String> {
         file
     };
     let mut step_ctx = StepContext::new(&ctx.root, component, &ctx.env, cloud, values_file);
-    step_ctx.outputs_file = Some(outputs_path(ctx, cloud, component.name.as_str()));
+    step_ctx.outputs_file = Some(outputs_file.to_path_buf());
     let action = if ctx.options.destroy {
         presets::Action::Destroy
     } else {
