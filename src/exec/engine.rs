@@ -608,17 +608,9 @@ impl Drop for StopOnPanic<'_> {
 
 /// Where a component may write its outputs: `ORCHESTRATOR_OUTPUTS`.
 fn outputs_path(ctx: &Context, cloud: &CloudName, component: &str) -> PathBuf {
-    const SUFFIX: &str = ".outputs.json";
-    let mut name = String::with_capacity(component.len() + SUFFIX.len());
-    name.push_str(component);
-    name.push_str(SUFFIX);
-    let mut path = PathBuf::with_capacity(
-        ctx.scratch.as_os_str().len() + cloud.as_str().len() + name.len() + 2,
-    );
-    path.push(&ctx.scratch);
-    path.push(cloud.as_str());
-    path.push(name);
-    path
+    ctx.scratch
+        .join(cloud.as_str())
+        .join(format!("{component}.outputs.json"))
 }
 
 /// Writes the component's values and builds the job that runs its action,
