@@ -118,6 +118,35 @@ fn dependencies_finish_before_dependents_start_and_independent_ones_overlap() {
 }
 
 #[test]
+fn the_result_lists_components_in_plan_order_not_the_order_they_finished() {
+    // They finish b, c, a; the plan is wave by wave, by name within a wave.
+    let repo = repo(
+        &[
+            ("a", &[], "sleep 0.4"),
+            ("b", &[], "true"),
+            ("c", &["b"], "true"),
+        ],
+        "",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let names: Vec<&str> = doc["components"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, ["a", "b", "c"], "{doc}");
+    let finished = |n: &str| {
+        doc["components"][n]["finished_at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(finished("c") <= finished("a"), "{doc}");
+}
+
+#[test]
 fn sequential_runs_one_at_a_time() {
     let repo = repo(
         &[("a", &[], &timed("a", 0.2)), ("b", &[], &timed("b", 0.2))],

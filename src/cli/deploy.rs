@@ -223,9 +223,10 @@ pub(super) fn run_observed(
         },
         grace: GRACE,
     };
-    // Where each component comes in the plans, by cloud and graph index:
-    // the results are reported in that order. Taken before the plans go to
-    // the engine, so they need no copy.
+    // Where each component comes in the plans, by cloud and graph index
+    // (`usize::MAX` where it is not planned): the results are reported in
+    // that order. Taken before the plans go to the engine, so they need no
+    // copy.
     let order: Vec<(CloudName, Vec<usize>)> = plans
         .iter()
         .scan(0, |next, p| {
@@ -266,8 +267,10 @@ pub(super) fn run_observed(
         .for_each(|f| redactor.redact_finished(f));
     // Report in plan order, not the order components happened to finish in.
     finished.sort_by_cached_key(|f| {
-        let (_, row) = order.iter().find(|(cloud, _)| *cloud == f.target.cloud)?;
-        Some(row[config.graph.index_of(f.target.component.as_str())?])
+        let row = order.iter().find(|(cloud, _)| *cloud == f.target.cloud);
+        let component = config.graph.index_of(f.target.component.as_str());
+        row.zip(component)
+            .map_or(usize::MAX, |((_, row), i)| row[i])
     });
     // The last state write started when the run finished; the final push
     // reads the records it leaves, and the result names the pushed commit.
