@@ -272,23 +272,31 @@ pub(super) fn run_observed(
         row.zip(component)
             .map_or(usize::MAX, |((_, row), i)| row[i])
     });
-    // The last state write started when the run finished; the final push
-    // reads the records it leaves, and the result names the pushed commit.
+    let multi_cloud = clouds.len() > 1;
+    let document = |commit: Option<&str>| {
+        json(&result_document(
+            run_id,
+            &env,
+            result,
+            &finished,
+            multi_cloud,
+            commit,
+        ))
+    };
+    // A local state has no commit to name, so the result is rendered while
+    // the last state write (started as the run finished) is under way,
+    // rather than after it.
+    let rendered = (args.format == Format::Json && !store.is_shared()).then(|| document(None));
+    // The final push reads the records the last write leaves, and the
+    // result names the pushed commit.
     let recorded = recorder.finish();
     let published = publisher.finish(&recorded);
     let state_errors = recorded.errors;
-    let multi_cloud = clouds.len() > 1;
     match args.format {
         Format::Json => out.write_all(
-            json(&result_document(
-                run_id,
-                &env,
-                result,
-                &finished,
-                multi_cloud,
-                published.commit.as_deref(),
-            ))
-            .as_bytes(),
+            rendered
+                .unwrap_or_else(|| document(published.commit.as_deref()))
+                .as_bytes(),
         )?,
         Format::Text => eprint!(
             "{}",
