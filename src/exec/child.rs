@@ -165,7 +165,10 @@ fn spawn_watched(
     argvp.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = inherited()
         .iter()
-        .filter(|(name, _)| !own.iter().any(|(n, _)| n == name))
+        .filter(|(name, _)| {
+            !own.iter()
+                .any(|(len, var)| var.as_bytes()[..*len] == *name.as_bytes())
+        })
         .map(|(_, var)| var.as_ptr())
         .chain(own.iter().map(|(_, var)| var.as_ptr()))
         .collect();
@@ -390,10 +393,10 @@ fn inherited() -> &'static [(OsString, CString)] {
     &VARS
 }
 
-/// The step's own variables as `NAME=value` C strings beside their names,
-/// the last of each name only.
-fn own_environment(env: &[(String, String)]) -> io::Result<Vec<(OsString, CString)>> {
-    let mut own: Vec<(OsString, CString)> = Vec::with_capacity(env.len());
+/// The step's own variables as `NAME=value` C strings beside the length
+/// of their names, the last of each name only.
+fn own_environment(env: &[(String, String)]) -> io::Result<Vec<(usize, CString)>> {
+    let mut own: Vec<(usize, CString)> = Vec::with_capacity(env.len());
     for (i, (name, value)) in env.iter().enumerate() {
         if env[i + 1..].iter().any(|(later, _)| later == name) {
             continue;
@@ -404,19 +407,23 @@ fn own_environment(env: &[(String, String)]) -> io::Result<Vec<(OsString, CStrin
                 format!("`{name}` cannot be the name of an environment variable"),
             ));
         }
-        let var = c_string(format!("{name}={value}").as_bytes())?;
-        own.push((OsString::from(name), var));
+        // Sized for the terminating NUL too: one allocation a variable.
+        let mut var = Vec::with_capacity(name.len() + value.len() + 2);
+        var.extend_from_slice(name.as_bytes());
+        var.push(b'=');
+        var.extend_from_slice(value.as_bytes());
+        own.push((name.len(), c_string(var)?));
     }
     Ok(own)
 }
 
-fn c_string(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| {
+fn c_string(bytes: impl Into<Vec<u8>>) -> io::Result<CString> {
+    CString::new(bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "`{}` holds a NUL byte, which no program can be given",
-                String::from_utf8_lossy(bytes)
+                String::from_utf8_lossy(&e.into_vec())
             ),
         )
     })
@@ -496,7 +503,7 @@ struct Launch {
     error: AtomicI32,
     /// The arguments and the step's own variables `argvp` and `envp`
     /// point into.
-    _strings: (Vec<CString>, Vec<(OsString, CString)>),
+    _strings: (Vec<CString>, Vec<(usize, CString)>),
 }
 
 // SAFETY: the raw pointers point into the launch's own strings (moved
@@ -742,6 +749,15 @@ mod tests {
         let path = std::env::var("PATH").unwrap();
         assert!(vars.contains(&format!("PATH={path}").as_str()));
         assert!(spawned.child.wait().await.unwrap().success());
+        // A variable no program could be given is refused before the start.
+        let nul = [("ORCHESTRATOR_TEST_B".to_string(), "a\0b".to_string())];
+        let refused = spawn(Path::new("/usr/bin/env"), &[], Path::new("/"), &nul);
+        let error = refused.err().expect("a NUL byte is refused");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            error.to_string().contains("ORCHESTRATOR_TEST_B=a"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
