@@ -44,6 +44,12 @@ pub const MAX_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 /// The interval is at least this many times as long as the last write took.
 pub const WRITE_SHARE: u32 = 20;
 
+/// How much nicer than the rest of the process a state writer thread is
+/// (Linux niceness): its share of a busy CPU is about a third of the
+/// engine's, so its rewrites take less time from the components and the
+/// engine, and still go on.
+const WRITER_NICENESS: libc::c_int = 5;
+
 /// When the next write may start, after one that started at `started` and
 /// took `took`.
 fn next_write(started: Instant, took: Duration) -> Instant {
@@ -175,6 +181,12 @@ impl Recorder {
                     std::thread::Builder::new()
                         .name("state-writer".into())
                         .spawn(move || {
+                            // Rewrites give way to the engine and the
+                            // components on a busy machine, and still get
+                            // a share of it: they are never starved.
+                            // SAFETY: no memory is involved; on Linux the
+                            // call changes this thread's niceness only.
+                            unsafe { libc::nice(WRITER_NICENESS) };
                             let mut writer = writer;
                             write_loop(&mut writer, &cloud, &run, &shared, &outcome);
                             if let Ok(mut outcome) = outcome.lock() {
@@ -592,6 +604,53 @@ mod tests {
 
     fn read(path: &std::path::Path) -> StateFile {
         crate::state::store::parse(path, &std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// The niceness of a thread of this process, from its `stat` in `/proc`.
+    fn niceness(stat: &std::path::Path) -> Option<i32> {
+        let text = std::fs::read_to_string(stat).ok()?;
+        // The fields after the name in parentheses start with the third.
+        text.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(19 - 3)?
+            .parse()
+            .ok()
+    }
+
+    #[test]
+    fn state_writers_run_nicer_than_the_rest_of_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut recorder) = locked_by(dir.path(), &[42]);
+        let own = niceness(std::path::Path::new("/proc/thread-self/stat")).unwrap();
+        let expected = (own + WRITER_NICENESS).min(19);
+        // Other tests' writers may be starting too: each sets its niceness
+        // a moment after it is named, so look until all of them have.
+        let writers = || -> Vec<i32> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "state-writer")
+                })
+                .filter_map(|t| niceness(&t.path().join("stat")))
+                .collect()
+        };
+        let mut seen = writers();
+        for _ in 0..200 {
+            if !seen.is_empty() && seen.iter().all(|&n| n == expected) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            seen = writers();
+        }
+        recorder.finish();
+        assert!(!seen.is_empty(), "no state writer thread");
+        assert!(
+            seen.iter().all(|&n| n == expected),
+            "writers at {seen:?}, expected {expected} (the test thread is at {own})"
+        );
     }
 
     #[test]
