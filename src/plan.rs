@@ -41,7 +41,8 @@ impl Action {
 /// What the state records about a component, reduced to what planning needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Recorded {
-    /// No record: never deployed by the orchestrator.
+    /// No record, or one that no run ever started: never deployed by the
+    /// orchestrator.
     #[default]
     Absent,
     /// Recorded as destroyed.

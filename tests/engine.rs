@@ -322,7 +322,8 @@ fn a_second_apply_does_nothing_and_resume_runs_only_what_did_not_succeed() {
         pairs(&[("app", "succeeded"), ("flaky", "succeeded")])
     );
     assert_eq!(doc["components"]["flaky"]["action"], "update");
-    assert_eq!(doc["components"]["app"]["action"], "update");
+    // Skipped before it ever ran: this is its first deployment.
+    assert_eq!(doc["components"]["app"]["action"], "create");
     let ran = std::fs::read_to_string(repo.path().join("ran.log")).unwrap();
     assert_eq!(ran, "net\nflaky\nflaky\napp\n");
     let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
@@ -498,6 +499,43 @@ fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
         doc["components"].get("never").is_none(),
         "never deployed, so not destroyed"
     );
+}
+
+#[test]
+fn what_no_run_ever_started_is_created_by_apply_and_left_alone_by_destroy() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("bad", &["net"], "exit 1"),
+            ("app", &["bad"], "true"),
+        ],
+        "",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["components"]["app"]["status"], "skipped");
+    assert_eq!(state(&repo)["components"]["app"]["status"], "skipped");
+
+    let (code, plan) = json_run(&repo, &["plan", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{plan}");
+    let actions = common::plan_actions(&plan);
+    assert_eq!(
+        actions,
+        [
+            ("net".to_string(), "noop".to_string()),
+            // Started and failed: it may have left something behind.
+            ("bad".to_string(), "update".to_string()),
+            // Skipped before it ever ran: nothing of it exists.
+            ("app".to_string(), "create".to_string()),
+        ]
+    );
+
+    let (code, doc) = json_run(&repo, &["destroy", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let log = std::fs::read_to_string(repo.path().join("destroyed.log")).unwrap();
+    assert_eq!(log, "destroy bad\ndestroy net\n");
+    assert!(doc["components"].get("app").is_none(), "{doc}");
+    assert_eq!(state(&repo)["components"]["app"]["status"], "skipped");
 }
 
 #[test]

@@ -711,17 +711,7 @@ fn plan_in_a_fresh_clone_reads_what_other_jobs_pushed() {
     let out = run(&second, &["plan", "--env", "dev", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let actions: Vec<(String, String)> = plan["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let actions = common::plan_actions(&plan);
     assert_eq!(
         actions,
         [

@@ -52,6 +52,13 @@ pub fn state_path(config: &Config, env: &EnvName, cloud: &CloudName) -> PathBuf 
 }
 
 /// What planning needs to know of a record.
+///
+/// A record that no run ever started counts as no record: a component
+/// skipped, or cancelled before it started, in the first run that selected
+/// it (or set to `pending` by hand before any run) was never deployed, so
+/// `apply` creates it and `destroy` leaves it alone. A record keeps the
+/// start of the last action that did start, so one that has none was
+/// never started.
 pub fn recorded(record: Option<&ComponentRecord>) -> Recorded {
     use crate::state::Status as S;
     match record {
@@ -59,6 +66,9 @@ pub fn recorded(record: Option<&ComponentRecord>) -> Recorded {
         Some(r) => match r.status {
             S::Destroyed => Recorded::Destroyed,
             S::Succeeded => Recorded::Succeeded(r.fingerprint.clone()),
+            S::Pending | S::Skipped | S::Cancelled if r.started_at.is_none() && r.attempts == 0 => {
+                Recorded::Absent
+            }
             _ => Recorded::Incomplete,
         },
     }
@@ -667,5 +677,51 @@ fn read_outputs(path: &Path) -> Result<serde_json::Map<String, serde_json::Value
         Err(e) => Err(format!(
             "the component wrote invalid JSON to ORCHESTRATOR_OUTPUTS: {e}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{RecordAction, Status as S, Timestamp};
+
+    fn record(status: S, started: bool, attempts: u32) -> ComponentRecord {
+        let mut r = ComponentRecord::new(status, RecordAction::Apply);
+        r.attempts = attempts;
+        if started {
+            r.started_at = Some(Timestamp::from(SystemTime::UNIX_EPOCH));
+        }
+        r
+    }
+
+    #[test]
+    fn a_record_no_run_ever_started_counts_as_none() {
+        for status in [S::Pending, S::Skipped, S::Cancelled] {
+            assert_eq!(
+                recorded(Some(&record(status, false, 0))),
+                Recorded::Absent,
+                "{status:?}, never started"
+            );
+            // Started by an earlier run, then skipped or cancelled in a
+            // later one before it started again: it may exist.
+            assert_eq!(
+                recorded(Some(&record(status, true, 0))),
+                Recorded::Incomplete,
+                "{status:?}, started before"
+            );
+        }
+        assert_eq!(
+            recorded(Some(&record(S::Cancelled, true, 1))),
+            Recorded::Incomplete
+        );
+        // A failure or a run that died may have left something behind.
+        for status in [S::Failed, S::Running] {
+            assert_eq!(
+                recorded(Some(&record(status, false, 0))),
+                Recorded::Incomplete,
+                "{status:?}"
+            );
+        }
+        assert_eq!(recorded(None), Recorded::Absent);
     }
 }

@@ -151,6 +151,22 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Each component of a `plan --format json` document (one cloud) with its
+/// action, in plan order.
+pub fn plan_actions(plan: &serde_json::Value) -> Vec<(String, String)> {
+    plan["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().expect("a name").to_string(),
+                c["action"].as_str().expect("an action").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The notes in a state document's history, oldest first.
 pub fn history_notes(state: &serde_json::Value) -> Vec<&str> {
     state["history"]
