@@ -188,10 +188,7 @@ fn a_failure_skips_only_its_dependents_and_exits_1() {
             ("net", "succeeded")
         ])
     );
-    assert_eq!(
-        doc["components"]["after-bad"]["error"],
-        "skipped because bad failed"
-    );
+    assert_eq!(doc["components"]["after-bad"]["error"], "bad failed");
     assert!(
         doc["components"]["bad"]["error"]
             .as_str()
@@ -259,7 +256,7 @@ fn under_a_cap_the_caps_hold_and_stop_starts_none_of_those_waiting_for_a_slot() 
     );
     assert_eq!(
         doc["components"]["c"]["error"],
-        "skipped: the run stopped after a failure"
+        "the run stopped after a failure"
     );
     let t = times(&stopped);
     assert!(at(&t, "start", "bad") >= at(&t, "end", "a"), "{t:?}");
@@ -295,6 +292,70 @@ fn continue_runs_dependents_of_a_failure_anyway() {
     );
     assert_eq!(code, Some(1));
     assert_eq!(doc["components"]["after-bad"]["status"], "succeeded");
+}
+
+#[test]
+fn a_skip_is_recorded_when_its_cause_fails_while_other_branches_still_run() {
+    let repo = repo(
+        &[
+            ("bad", &[], "exit 1"),
+            ("app", &["bad"], "true"),
+            ("slow", &[], "while [ ! -f ../../go ]; do sleep 0.02; done"),
+        ],
+        "",
+    );
+    /// The run, which `slow` holds until `go` exists: written and waited
+    /// for however the test ends, so no run is left waiting.
+    struct Held<'a>(&'a Repo, Option<std::process::Child>);
+    impl Held<'_> {
+        fn finish(&mut self) -> Output {
+            self.0.write("go", "");
+            self.1.take().unwrap().wait_with_output().unwrap()
+        }
+    }
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            if self.1.is_some() {
+                self.finish();
+            }
+        }
+    }
+    let mut held = Held(
+        &repo,
+        Some(
+            Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+                .current_dir(repo.path())
+                .args(["apply", "--env", "dev", "--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ),
+    );
+    let path = repo.path().join(".orchestrator/state/dev-aws.json");
+    let status = |state: &Value, name: &str| state["components"][name]["status"].clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        // The file is replaced whole, so every read parses.
+        let state: Option<Value> = std::fs::read_to_string(&path)
+            .ok()
+            .map(|text| serde_json::from_str(&text).unwrap());
+        if let Some(state) = state.filter(|s| status(s, "app") == "skipped") {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "app never recorded as skipped");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // `slow` waits for the file written below: the skip came first.
+    assert_eq!(status(&seen, "slow"), "running", "{seen}");
+    assert_eq!(seen["components"]["app"]["error"], "bad failed");
+    let out = held.finish();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[("app", "skipped"), ("bad", "failed"), ("slow", "succeeded")])
+    );
 }
 
 #[test]

@@ -313,10 +313,24 @@ pub async fn execute(
     let work = {
         let ctx = ctx.clone();
         async move {
-            let endings = scheduler::run(&schedule, cancel, |unit| {
-                let ctx = ctx.clone();
-                async move { visit(&ctx, unit).await }
-            })
+            // Units that end without running are reported as soon as the
+            // scheduler knows, so the terminal and the state show a skip
+            // when its cause fails, not when the run ends.
+            let mut reported = foldhash::HashSet::default();
+            let endings = scheduler::run(
+                &schedule,
+                cancel,
+                |unit| {
+                    let ctx = ctx.clone();
+                    async move { visit(&ctx, unit).await }
+                },
+                |unit, ending| {
+                    if let Some(event) = unvisited(&ctx, unit, ending) {
+                        reported.insert(unit);
+                        let _ = ctx.events.send(event);
+                    }
+                },
+            )
             .await;
             let mut result = if cancel.is_cancelled() {
                 RunResult::Cancelled
@@ -324,46 +338,17 @@ pub async fn execute(
                 RunResult::Succeeded
             };
             for (unit, ending) in endings {
-                let (status, error) = match ending {
-                    Ending::Visited(Visit::Succeeded) => continue,
-                    Ending::Visited(Visit::Failed) => (Status::Failed, None),
-                    Ending::Visited(Visit::Cancelled) => (Status::Cancelled, None),
-                    Ending::Skipped(cause) => {
-                        let cause = target(&ctx.clouds, &ctx.config, cause);
-                        (
-                            Status::Skipped,
-                            Some(format!("skipped because {} failed", cause.component)),
-                        )
-                    }
-                    Ending::Stopped => (
-                        Status::Skipped,
-                        Some("skipped: the run stopped after a failure".to_string()),
-                    ),
-                    // The scheduler records a withheld visit as never handed out.
-                    Ending::NotStarted | Ending::Visited(Visit::Withheld) => (
-                        Status::Cancelled,
-                        Some("cancelled before it started".to_string()),
-                    ),
-                };
-                if result == RunResult::Succeeded
-                    && matches!(status, Status::Failed | Status::Skipped)
-                {
+                let failed = matches!(
+                    ending,
+                    Ending::Visited(Visit::Failed) | Ending::Skipped(_) | Ending::Stopped
+                );
+                if result == RunResult::Succeeded && failed {
                     result = RunResult::Failed;
                 }
-                if let Some(error) = error {
-                    let now = SystemTime::now();
-                    let _ = ctx.events.send(Event::Finished(Box::new(Finished {
-                        target: target(&ctx.clouds, &ctx.config, unit),
-                        action: action_of(&ctx.planned, unit),
-                        status,
-                        attempts: 0,
-                        started_at: None,
-                        finished_at: now,
-                        error: Some(error),
-                        fingerprint: fingerprint_of(&ctx.planned, unit),
-                        outputs: Default::default(),
-                        tail: Vec::new(),
-                    })));
+                if !reported.contains(&unit) {
+                    if let Some(event) = unvisited(&ctx, unit, &ending) {
+                        let _ = ctx.events.send(event);
+                    }
                 }
             }
             let _ = ctx.events.send(Event::RunFinished { result });
@@ -402,6 +387,42 @@ pub async fn execute(
     drop(scratch);
     remove_abandoned_scratch(&std::env::temp_dir());
     (result, finished)
+}
+
+/// The event that reports `unit` ending as `ending` without having run
+/// (skipped, stopped or cancelled before it started); `None` for a unit
+/// that was visited, whose visit reported it.
+fn unvisited(ctx: &Context, unit: Unit, ending: &Ending) -> Option<Event> {
+    let (status, error) = match ending {
+        Ending::Visited(Visit::Succeeded | Visit::Failed | Visit::Cancelled) => return None,
+        // The reason, which follows the status wherever it is shown
+        // ("skipped: net failed").
+        Ending::Skipped(cause) => {
+            let cause = target(&ctx.clouds, &ctx.config, *cause);
+            (Status::Skipped, format!("{} failed", cause.component))
+        }
+        Ending::Stopped => (
+            Status::Skipped,
+            "the run stopped after a failure".to_string(),
+        ),
+        // The scheduler records a withheld visit as never handed out.
+        Ending::NotStarted | Ending::Visited(Visit::Withheld) => (
+            Status::Cancelled,
+            "the run was cancelled before it started".to_string(),
+        ),
+    };
+    Some(Event::Finished(Box::new(Finished {
+        target: target(&ctx.clouds, &ctx.config, unit),
+        action: action_of(&ctx.planned, unit),
+        status,
+        attempts: 0,
+        started_at: None,
+        finished_at: SystemTime::now(),
+        error: Some(error),
+        fingerprint: fingerprint_of(&ctx.planned, unit),
+        outputs: Default::default(),
+        tail: Vec::new(),
+    })))
 }
 
 /// Removes the scratch directories of runs killed before they could (by

@@ -133,16 +133,25 @@ impl Schedule<'_> {
 /// at once, calling `visit` for each. Returns how each unit ended, in
 /// [`Schedule::units`] order.
 ///
+/// `decided` hears of each unit that will not be visited the moment that
+/// is known, rather than when the run ends: what depends on a failure is
+/// skipped as it fails, and under `--on-failure stop` what has not started
+/// is stopped as the failure comes in. (A unit already handed out that
+/// its visitor withholds, and units a cancellation leaves unstarted, are
+/// only in the result.)
+///
 /// `cancel` stops the run: nothing new starts, and visitors see the same
 /// token so they can stop what they are running.
-pub async fn run<F, Fut>(
+pub async fn run<F, Fut, D>(
     schedule: &Schedule<'_>,
     cancel: &CancellationToken,
     visit: F,
+    mut decided: D,
 ) -> Vec<(Unit, Ending)>
 where
     F: Fn(Unit) -> Fut,
     Fut: Future<Output = Visit> + Send + 'static,
+    D: FnMut(Unit, &Ending),
 {
     let units = schedule.units();
     let slots = schedule.selections.len() * schedule.graph.len();
@@ -195,9 +204,19 @@ where
                 }
             }
             (Visit::Failed, FailurePolicy::SkipDependents) => {
-                skip_after(schedule, unit, unit, &mut ending)
+                skip_after(schedule, unit, &mut ending, &mut decided)
             }
-            (Visit::Failed, FailurePolicy::Stop) => stopped = true,
+            (Visit::Failed, FailurePolicy::Stop) => {
+                stopped = true;
+                // What is handed out already ends as its visitor says.
+                for &u in &units {
+                    let i = schedule.index(u);
+                    if ending[i].is_none() && !tasks.values().any(|t| *t == u) {
+                        ending[i] = Some(Ending::Stopped);
+                        decided(u, &Ending::Stopped);
+                    }
+                }
+            }
             (Visit::Cancelled | Visit::Withheld, _) => {}
         }
     }
@@ -217,14 +236,22 @@ where
         .collect()
 }
 
-/// Marks everything downstream of `from` as skipped because `cause` failed.
-fn skip_after(schedule: &Schedule<'_>, from: Unit, cause: Unit, ending: &mut [Option<Ending>]) {
-    let mut stack = vec![from];
+/// Marks everything downstream of `failed` as skipped because it failed,
+/// telling `decided` of each.
+fn skip_after(
+    schedule: &Schedule<'_>,
+    failed: Unit,
+    ending: &mut [Option<Ending>],
+    decided: &mut impl FnMut(Unit, &Ending),
+) {
+    let skipped = Ending::Skipped(failed);
+    let mut stack = vec![failed];
     while let Some(u) = stack.pop() {
         for next in schedule.after(u) {
             let i = schedule.index(next);
             if ending[i].is_none() {
-                ending[i] = Some(Ending::Skipped(cause));
+                ending[i] = Some(skipped.clone());
+                decided(next, &skipped);
                 stack.push(next);
             }
         }
@@ -261,7 +288,7 @@ mod tests {
         policy: FailurePolicy,
         millis: &[(&str, u64)],
         failing: &[&str],
-    ) -> (Vec<(String, Ending)>, Vec<(String, Duration, Duration)>) {
+    ) -> Simulated {
         let schedule = Schedule {
             graph: g,
             selections: vec![g.all()],
@@ -273,32 +300,54 @@ mod tests {
         let t0 = Instant::now();
         let millis: Vec<(String, u64)> = millis.iter().map(|(n, m)| (n.to_string(), *m)).collect();
         let failing: Vec<String> = failing.iter().map(|s| s.to_string()).collect();
-        let endings = run(&schedule, &CancellationToken::new(), |u| {
-            let name = g.name(u.component).to_string();
-            let ms = millis
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(10, |(_, m)| *m);
-            let fails = failing.contains(&name);
-            let log = log.clone();
-            async move {
-                let start = t0.elapsed();
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                log.lock().unwrap().push((name, start, t0.elapsed()));
-                if fails {
-                    Visit::Failed
-                } else {
-                    Visit::Succeeded
+        let mut decided = Vec::new();
+        let endings = run(
+            &schedule,
+            &CancellationToken::new(),
+            |u| {
+                let name = g.name(u.component).to_string();
+                let ms = millis
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(10, |(_, m)| *m);
+                let fails = failing.contains(&name);
+                let log = log.clone();
+                async move {
+                    let start = t0.elapsed();
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    log.lock().unwrap().push((name, start, t0.elapsed()));
+                    if fails {
+                        Visit::Failed
+                    } else {
+                        Visit::Succeeded
+                    }
                 }
-            }
-        })
+            },
+            |u, e: &Ending| {
+                decided.push((g.name(u.component).to_string(), e.clone(), t0.elapsed()))
+            },
+        )
         .await;
         let endings = endings
             .into_iter()
             .map(|(u, e)| (g.name(u.component).to_string(), e))
             .collect();
         let log = log.lock().unwrap().clone();
-        (endings, log)
+        Simulated {
+            endings,
+            log,
+            decided,
+        }
+    }
+
+    /// What [`simulate`] saw.
+    struct Simulated {
+        /// How each unit ended, by name.
+        endings: Vec<(String, Ending)>,
+        /// (name, start, end) of each visit.
+        log: Vec<(String, Duration, Duration)>,
+        /// (name, ending, when) of each unit reported as it was decided.
+        decided: Vec<(String, Ending, Duration)>,
     }
 
     fn times<'a>(
@@ -321,7 +370,7 @@ mod tests {
     #[tokio::test]
     async fn components_start_when_their_own_dependencies_finish_not_their_wave() {
         let g = diamond();
-        let (endings, log) = simulate(
+        let Simulated { endings, log, .. } = simulate(
             &g,
             Walk::Dependents,
             4,
@@ -359,7 +408,7 @@ mod tests {
     #[tokio::test]
     async fn the_cap_bounds_how_many_run_at_once() {
         let g = graph(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
-        let (_, log) = simulate(
+        let Simulated { log, .. } = simulate(
             &g,
             Walk::Dependents,
             2,
@@ -380,7 +429,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_skips_only_its_dependents() {
         let g = diamond();
-        let (endings, _) = simulate(
+        let Simulated { endings, .. } = simulate(
             &g,
             Walk::Dependents,
             4,
@@ -397,9 +446,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn skips_and_stops_are_heard_as_the_failure_comes_not_at_the_end() {
+        let g = diamond();
+        for policy in [FailurePolicy::SkipDependents, FailurePolicy::Stop] {
+            let Simulated {
+                endings,
+                log,
+                decided,
+            } = simulate(
+                &g,
+                Walk::Dependents,
+                4,
+                policy,
+                &[("slow", 300), ("fast", 10)],
+                &["fast"],
+            )
+            .await;
+            let (_, _, slow_end) = times(&log, "slow");
+            let mut heard: Vec<&str> = decided.iter().map(|(n, _, _)| n.as_str()).collect();
+            heard.sort_unstable();
+            assert_eq!(heard, ["after-fast", "top"], "{policy:?}: {decided:?}");
+            for (name, ending, at) in &decided {
+                assert!(
+                    at < slow_end,
+                    "{policy:?}: {name} heard at {at:?}, slow ended {slow_end:?}"
+                );
+                let last = endings.iter().find(|(n, _)| n == name).unwrap();
+                assert_eq!(last.1, *ending, "{policy:?}: the result agrees");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn stop_starts_nothing_new_but_lets_running_ones_finish() {
         let g = diamond();
-        let (endings, _) = simulate(
+        let Simulated { endings, .. } = simulate(
             &g,
             Walk::Dependents,
             4,
@@ -421,7 +502,7 @@ mod tests {
     #[tokio::test]
     async fn continue_runs_dependents_anyway() {
         let g = diamond();
-        let (endings, _) = simulate(
+        let Simulated { endings, .. } = simulate(
             &g,
             Walk::Dependents,
             4,
@@ -438,7 +519,7 @@ mod tests {
     #[tokio::test]
     async fn destroys_walk_the_graph_in_reverse() {
         let g = diamond();
-        let (_, log) = simulate(
+        let Simulated { log, .. } = simulate(
             &g,
             Walk::Dependencies,
             4,
@@ -466,13 +547,18 @@ mod tests {
     async fn a_withheld_unit_ends_as_one_never_handed_out() {
         let g = graph(&[("a", &[]), ("b", &[])]);
         let schedule = of_two(&g, FailurePolicy::Stop);
-        let endings = run(&schedule, &CancellationToken::new(), |u| async move {
-            if u.component == 0 {
-                Visit::Failed
-            } else {
-                Visit::Withheld
-            }
-        })
+        let endings = run(
+            &schedule,
+            &CancellationToken::new(),
+            |u| async move {
+                if u.component == 0 {
+                    Visit::Failed
+                } else {
+                    Visit::Withheld
+                }
+            },
+            |_, _| {},
+        )
         .await;
         assert_eq!(endings[0].1, Ending::Visited(Visit::Failed));
         assert_eq!(endings[1].1, Ending::Stopped);
@@ -483,13 +569,18 @@ mod tests {
         let g = graph(&[("a", &[]), ("b", &["a"])]);
         let schedule = of_two(&g, FailurePolicy::SkipDependents);
         let cancel = CancellationToken::new();
-        let endings = run(&schedule, &cancel, |_| {
-            let cancel = cancel.clone();
-            async move {
-                cancel.cancel();
-                Visit::Cancelled
-            }
-        })
+        let endings = run(
+            &schedule,
+            &cancel,
+            |_| {
+                let cancel = cancel.clone();
+                async move {
+                    cancel.cancel();
+                    Visit::Cancelled
+                }
+            },
+            |_, _| {},
+        )
         .await;
         assert_eq!(endings[0].1, Ending::Visited(Visit::Cancelled));
         assert_eq!(endings[1].1, Ending::NotStarted);
