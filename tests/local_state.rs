@@ -376,13 +376,33 @@ fn stale_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn the_lock_of_a_run_killed_on_this_machine_is_taken_over_at_once() {
+    lock_of_a_killed_run_is_taken_over(true);
+}
+
+#[test]
+fn the_lock_of_a_killed_run_nobody_has_reaped_yet_is_taken_over_at_once() {
+    // As in a container whose first process reaps nothing.
+    lock_of_a_killed_run_is_taken_over(false);
+}
+
+fn lock_of_a_killed_run_is_taken_over(reaped: bool) {
     let repo = repo(&[("net", &start_then_wait("net", "go"))]);
     let mut killed = apply(&repo, "net");
     let started = repo.path().join("net.started");
     wait_until("net started", || started.exists());
     // Killed outright: its claim stays in the file, naming its process.
     killed.kill().unwrap();
-    killed.wait().unwrap();
+    if reaped {
+        killed.wait().unwrap();
+    } else {
+        let stat = format!("/proc/{}/stat", killed.id());
+        wait_until("the run exited", || {
+            std::fs::read_to_string(&stat).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+        });
+    }
     repo.write("go", "");
     let held = state(&repo);
     assert_eq!(
@@ -405,4 +425,6 @@ fn the_lock_of_a_run_killed_on_this_machine_is_taken_over_at_once() {
     let state = state(&repo);
     assert!(state["lock"].is_null(), "{state:#}");
     assert_eq!(state["components"]["net"]["status"], "succeeded");
+    // Reaped now if it was not before (a second wait returns the same).
+    killed.wait().unwrap();
 }

@@ -637,18 +637,36 @@ impl Drop for Group {
     }
 }
 
-/// Whether no process with id `pid` exists on this machine (any more).
+/// Whether no process with id `pid` runs on this machine (any more).
 /// Signal 0 asks without touching it; an id that is not a single process's
-/// (0, or too large) is never taken for gone.
+/// (0, or too large) is never taken for gone. A process that has exited
+/// but not been reaped (a zombie: in a container whose first process
+/// reaps nothing, a killed run stays one) is gone too.
 pub fn process_gone(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
+    let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
-    pid > 0
-        && matches!(
-            nix::sys::signal::kill(Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        )
+    if raw <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(Pid::from_raw(raw), None) {
+        Err(nix::errno::Errno::ESRCH) => true,
+        Err(_) => false,
+        Ok(()) => is_zombie(pid),
+    }
+}
+
+/// Whether `/proc` shows `pid` as exited and not yet reaped.
+fn is_zombie(pid: u32) -> bool {
+    // The state follows the name, which is in parentheses and may hold
+    // spaces or parentheses of its own: it comes after the last `)`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false)
 }
 
 /// Splits a byte stream into lines, replacing invalid UTF-8 and cutting
@@ -726,6 +744,30 @@ fn decode(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_process_is_not_gone_and_an_exited_one_is_even_unreaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(!process_gone(pid), "running");
+        child.kill().unwrap();
+        // Killed and not reaped: a zombie until `wait`.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !is_zombie(pid) {
+            assert!(std::time::Instant::now() < deadline, "never exited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(process_gone(pid), "exited, not reaped");
+        child.wait().unwrap();
+        assert!(process_gone(pid), "reaped");
+        assert!(!process_gone(0));
+        assert!(!process_gone(u32::MAX));
+        // This process: alive.
+        assert!(!process_gone(std::process::id()));
+    }
 
     async fn split(input: &[u8]) -> Vec<String> {
         let mut lines = Lines::new(input);
