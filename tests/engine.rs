@@ -563,6 +563,51 @@ fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
 }
 
 #[test]
+fn destroy_refuses_shell_components_without_a_destroy_command_and_changes_nothing() {
+    let repo = Repo::new();
+    for name in ["net", "app", "db"] {
+        repo.mkdir(&format!("c/{name}"));
+    }
+    repo.write(
+        "orchestrator.yaml",
+        "version: 1\ndefaults: {runner: shell}\ncomponents:\n\
+         \x20 net: {path: c/net, commands: {apply: 'true', destroy: 'echo net >> ../../destroyed.log'}}\n\
+         \x20 app: {path: c/app, depends_on: [net], commands: {apply: 'true'}}\n\
+         \x20 db: {path: c/db, depends_on: [net], commands: {apply: 'true'}}\n\
+         environments:\n  dev: {clouds: [aws]}\n",
+    );
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let before = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    for args in [
+        &["destroy", "--env", "dev"][..],
+        &["destroy", "--env", "dev", "--dry-run"][..],
+    ] {
+        let out = repo.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out)
+                .contains("cannot destroy app, db: shell components need `commands.destroy`"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // The preview shows the plan and says the same.
+    let out = repo.run(&["plan", "--env", "dev", "--destroy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("3 to destroy"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: `destroy` would refuse to run: cannot destroy app, db: shell components need `commands.destroy`"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!repo.path().join("destroyed.log").exists());
+    let after = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    assert_eq!(before, after, "the state is untouched");
+}
+
+#[test]
 fn what_no_run_ever_started_is_created_by_apply_and_left_alone_by_destroy() {
     let repo = repo(
         &[

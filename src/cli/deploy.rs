@@ -95,6 +95,7 @@ pub(super) fn run_observed(
         let plans = engine::plans(&config, &env, &observations, &request);
         planned(&config, &plans);
         check_missing(&plans, destroy)?;
+        check_destroyable(&config, &plans)?;
         Ok((observations, plans))
     };
     // Plan once before locking, so a run with nothing to do, a dry run and
@@ -453,6 +454,40 @@ fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failu
         format!("these components are {what}: {}", missing.join("; ")),
         Some(hint.into()),
     ))
+}
+
+/// Refuses a destroy of `shell` components that have no `commands.destroy`,
+/// before anything is locked or run: otherwise each would start, fail at
+/// once and be recorded as failed while still deployed.
+fn check_destroyable(config: &Config, plans: &[crate::plan::Plan]) -> Result<(), Failure> {
+    match undestroyable(config, plans) {
+        None => Ok(()),
+        Some(problem) => Err(usage(problem, Some(UNDESTROYABLE_HINT.into()))),
+    }
+}
+
+pub(super) const UNDESTROYABLE_HINT: &str =
+    "add `commands.destroy` to each in orchestrator.yaml, or leave them out with --components";
+
+/// What is wrong with destroying `plans`, if some `shell` component to be
+/// destroyed has no `commands.destroy`.
+pub(super) fn undestroyable(config: &Config, plans: &[crate::plan::Plan]) -> Option<String> {
+    let mut lacking: Vec<&str> = plans
+        .iter()
+        .flat_map(|p| p.components.iter())
+        .filter(|c| c.action == crate::plan::Action::Destroy)
+        .filter_map(|c| config.component(c.name.as_str()))
+        .filter(|c| c.runner == crate::config::Runner::Shell && c.commands.destroy.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    lacking.sort_unstable();
+    lacking.dedup();
+    (!lacking.is_empty()).then(|| {
+        format!(
+            "cannot destroy {}: shell components need `commands.destroy`",
+            lacking.join(", ")
+        )
+    })
 }
 
 /// A run id: the second it was made, then six random digits. Runs started

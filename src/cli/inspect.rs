@@ -72,7 +72,15 @@ pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Re
 
 pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let (config, plans) = planned(file, args)?;
-    write_plans(&config, &plans, args.format, out)
+    write_plans(&config, &plans, args.format, out)?;
+    // A preview: it says what `destroy` would refuse, and shows the plan.
+    if let Some(problem) = super::deploy::undestroyable(&config, &plans) {
+        eprintln!(
+            "warning: `destroy` would refuse to run: {problem}\n  = help: {}",
+            super::deploy::UNDESTROYABLE_HINT
+        );
+    }
+    Ok(())
 }
 
 /// What `plan` prints, before it is printed: the config, and a plan per
