@@ -563,6 +563,31 @@ fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
 }
 
 #[test]
+fn a_run_keeps_the_logs_of_the_latest_fifty_runs() {
+    let repo = repo(&[("net", &[], "echo hello")], "");
+    let logs = repo.path().join(".orchestrator/logs");
+    // Fifty runs from 2020, one second apart.
+    let old: Vec<String> = (0..50)
+        .map(|i: u64| ((1_600_000_000 + i) * 1_000_000).to_string())
+        .collect();
+    for id in &old {
+        std::fs::create_dir_all(logs.join(id)).unwrap();
+    }
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let mut left: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 50, "{left:?}");
+    assert!(!left.contains(&old[0]), "the oldest went");
+    // This run's own log is there.
+    let own = left.last().unwrap();
+    let log = std::fs::read_to_string(logs.join(own).join("aws/net.log")).unwrap();
+    assert!(log.contains("hello"), "{log}");
+}
+
+#[test]
 fn destroy_refuses_shell_components_without_a_destroy_command_and_changes_nothing() {
     let repo = Repo::new();
     for name in ["net", "app", "db"] {

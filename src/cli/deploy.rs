@@ -313,6 +313,7 @@ pub(super) fn run_observed(
     for e in &state_errors {
         eprintln!("error: the state could not be written: {e}");
     }
+    crate::report::logs::prune(&config.root, SystemTime::now());
     // A cancelled run has seconds left before it is killed: no GitHub calls.
     if args.open_issue_on_failure && result != RunResult::Cancelled {
         super::issue::after_run(

@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::CloudName;
 use crate::events::{Event, Stream, Subscriber, Target};
@@ -21,6 +21,14 @@ use crate::plan::Action;
 
 /// Where the logs of all runs go, relative to the repository root.
 pub const LOGS_DIR: &str = ".orchestrator/logs";
+
+/// How many runs' logs [`prune`] keeps, as the state keeps 50 history
+/// entries.
+pub const KEEP_RUNS: usize = 50;
+
+/// [`prune`] leaves a run's logs alone in its first day: it may still be
+/// running (in another terminal, on the same working tree).
+const KEEP_YOUNGER_THAN: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Writes each component's output to its log file.
 pub struct Logs {
@@ -120,6 +128,47 @@ impl Logs {
     }
 }
 
+/// Removes the logs of all but the [`KEEP_RUNS`] most recent runs under
+/// `root`, but for those of runs started less than a day before `now`, and
+/// returns the ids of the runs whose logs it removed. A run id starts with
+/// the second the run started, so ids sort by age; anything not named like
+/// one is left alone. The first directory that cannot be removed is
+/// reported, and ends the pruning.
+pub fn prune(root: &Path, now: SystemTime) -> Vec<u64> {
+    let dir = root.join(LOGS_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<u64> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    if runs.len() <= KEEP_RUNS {
+        return Vec::new();
+    }
+    runs.sort_unstable_by(|a, b| b.cmp(a));
+    let young = now
+        .checked_sub(KEEP_YOUNGER_THAN)
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut removed = Vec::new();
+    for id in runs.split_off(KEEP_RUNS) {
+        if id / 1_000_000 >= young {
+            continue;
+        }
+        if let Err(e) = std::fs::remove_dir_all(dir.join(id.to_string())) {
+            eprintln!(
+                "warning: cannot remove old logs under {}: {e}",
+                dir.display()
+            );
+            break;
+        }
+        removed.push(id);
+    }
+    removed
+}
+
 /// Creates the log file of `target` under `dir`, and its cloud's directory
 /// the first time.
 fn create(dir: &Path, made: &mut HashSet<CloudName>, target: &Target) -> std::io::Result<File> {
@@ -192,6 +241,61 @@ mod tests {
     use super::*;
     use crate::config::ComponentName;
     use crate::events::{Finished, Status};
+
+    #[test]
+    fn pruning_keeps_the_latest_runs_and_any_started_within_a_day() {
+        let root = tempfile::tempdir().unwrap();
+        let logs = root.path().join(LOGS_DIR);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let started = |secs_ago: u64| (1_800_000_000 - secs_ago) * 1_000_000 + 123_456;
+        // 53 runs a week or more old, one an hour old, and what is not a run.
+        let week = 7 * 24 * 3600;
+        let mut old: Vec<u64> = (0..53).map(|i| started(week + i * 60)).collect();
+        let recent = started(3600);
+        for id in old.iter().chain([&recent]) {
+            std::fs::create_dir_all(logs.join(id.to_string()).join("aws")).unwrap();
+            std::fs::write(logs.join(id.to_string()).join("aws/net.log"), "x").unwrap();
+        }
+        std::fs::create_dir_all(logs.join("notes")).unwrap();
+        std::fs::write(logs.join("123"), "a file, not a run").unwrap();
+
+        let mut removed = prune(root.path(), now);
+        removed.sort_unstable();
+        // 54 runs: the 4 oldest go, the recent one and 49 old ones stay.
+        old.sort_unstable();
+        assert_eq!(removed, old[..4]);
+        let mut left: Vec<String> = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), KEEP_RUNS + 2, "{left:?}");
+        assert!(left.contains(&recent.to_string()));
+        assert!(left.contains(&"notes".to_string()) && left.contains(&"123".to_string()));
+        assert!(prune(root.path(), now).is_empty(), "nothing more to do");
+
+        // Runs of the last day stay even beyond the 50.
+        for i in 0..10 {
+            std::fs::create_dir_all(logs.join(started(60 + i).to_string())).unwrap();
+        }
+        assert_eq!(prune(root.path(), now).len(), 10, "10 more old ones go");
+        let runs = std::fs::read_dir(&logs).unwrap().count() - 2;
+        assert_eq!(runs, KEEP_RUNS);
+        for i in 0..60 {
+            std::fs::create_dir_all(logs.join(started(600 + i).to_string())).unwrap();
+        }
+        let removed = prune(root.path(), now);
+        assert_eq!(
+            removed.len(),
+            KEEP_RUNS - 11,
+            "every old one goes, no young one"
+        );
+        assert!(
+            removed
+                .iter()
+                .all(|id| id / 1_000_000 < 1_800_000_000 - 24 * 3600)
+        );
+    }
 
     fn target(name: &str) -> Target {
         Target {
