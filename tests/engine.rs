@@ -563,6 +563,68 @@ fn destroy_runs_in_reverse_order_and_only_what_state_says_exists() {
 }
 
 #[test]
+fn a_deployed_component_removed_from_the_config_is_reported_until_marked_gone() {
+    let repo = repo(&[("net", &[], "true"), ("app", &["net"], "true")], "");
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let config = std::fs::read_to_string(repo.path().join("orchestrator.yaml")).unwrap();
+    let start = config.find("  app:").unwrap();
+    let end = config.find("environments:").unwrap();
+    repo.write(
+        "orchestrator.yaml",
+        format!("{}{}", &config[..start], &config[end..]),
+    );
+    let warning =
+        "warning: dev / aws: `app` is recorded as succeeded but is no longer in orchestrator.yaml";
+    for args in [
+        &["plan", "--env", "dev"][..],
+        &["apply", "--env", "dev"][..],
+    ] {
+        let out = repo.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(warning), "{args:?}: {}", stderr(&out));
+    }
+    let (_, status) = json_run(&repo, &["status", "--env", "dev"]);
+    assert_eq!(status["components"]["app"]["status"], "succeeded");
+    assert_eq!(status["components"]["app"]["defined"], false);
+    assert_eq!(status["components"]["net"]["defined"], true);
+
+    let before = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    let set = |component: &str, status: &str| {
+        repo.run(&[
+            "state",
+            "set",
+            "--env",
+            "dev",
+            "--component",
+            component,
+            "--status",
+            status,
+            "--reason",
+            "removed by hand",
+            "--no-commit",
+        ])
+    };
+    for (component, status, says) in [
+        ("app", "succeeded", "cannot mark `app` succeeded"),
+        ("gone", "destroyed", "unknown component `gone`"),
+    ] {
+        let out = set(component, status);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    let after = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    assert_eq!(before, after, "refusals change nothing");
+
+    let out = set("app", "destroyed");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(state(&repo)["components"]["app"]["status"], "destroyed");
+    let out = repo.run(&["plan", "--env", "dev"]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let (_, status) = json_run(&repo, &["status", "--env", "dev"]);
+    assert!(status["components"].get("app").is_none(), "{status}");
+}
+
+#[test]
 fn a_run_keeps_the_logs_of_the_latest_fifty_runs() {
     let repo = repo(&[("net", &[], "echo hello")], "");
     let logs = repo.path().join(".orchestrator/logs");

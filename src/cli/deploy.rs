@@ -100,7 +100,9 @@ pub(super) fn run_observed(
     };
     // Plan once before locking, so a run with nothing to do, a dry run and
     // a refused run write nothing at all.
-    let (observations, first) = plan(engine::observe(&config, &fingerprinter, &env, &clouds)?)?;
+    let observed = engine::observe(&config, &fingerprinter, &env, &clouds)?;
+    super::warn_orphans(file, &config, &env, &observed);
+    let (observations, first) = plan(observed)?;
     if args.dry_run {
         write_plans(&config, &first, args.format, out)?;
         return Ok(0);

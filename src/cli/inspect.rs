@@ -99,6 +99,7 @@ pub(super) fn planned(
     super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
     let fingerprinter = Fingerprinter::new(&config).with_values(&env, loaded.digests);
     let observations = engine::observe(&config, &fingerprinter, &env, &clouds)?;
+    super::warn_orphans(file, &config, &env, &observations);
     let plans = engine::plans(&config, &env, &observations, &request);
     Ok((config, plans))
 }

@@ -475,6 +475,31 @@ fn store_options(
     }
 }
 
+/// Warns, on stderr, of each component the state of `observations` records
+/// as possibly deployed that the config no longer defines: nothing plans or
+/// destroys it any more, so its resources are left as they are.
+fn warn_orphans(
+    file: &Path,
+    config: &Config,
+    env: &EnvName,
+    observations: &[crate::exec::engine::Observation],
+) {
+    for o in observations {
+        for (name, status) in crate::exec::engine::orphans(config, o.state.as_ref()) {
+            eprintln!(
+                "warning: {env} / {cloud}: `{name}` is recorded as {status} but is no longer in \
+                 {file}, so nothing plans or destroys it and its resources stay as they are\n  \
+                 = help: to remove them, restore its definition and run `orchestrator destroy \
+                 --env {env} --cloud {cloud} --components {name}`; if they are already gone, \
+                 `orchestrator state set --env {env} --cloud {cloud} --component {name} --status \
+                 destroyed --reason \"...\"`",
+                cloud = o.cloud,
+                file = file.display(),
+            );
+        }
+    }
+}
+
 /// Brings the local copies of `env`'s state files up to date with the
 /// state branch (read with `token` over https) before a command reads them.
 /// Reading works without the branch, so a failure is a warning.

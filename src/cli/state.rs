@@ -75,7 +75,25 @@ pub(super) fn status(file: &Path, args: &StatusArgs, out: &mut dyn Write) -> Res
             ]);
             components.insert(
                 c.name.to_string(),
-                json!({ "status": record.map(|r| r.status.as_str()), "current": current, "record": record }),
+                json!({ "status": record.map(|r| r.status.as_str()), "current": current, "defined": true, "record": record }),
+            );
+        }
+        // Recorded as possibly deployed, and no longer in the config.
+        for (name, status) in engine::orphans(&config, state) {
+            let record = state.and_then(|s| s.components.get(&name));
+            rows.push(vec![
+                name.to_string(),
+                status.to_string(),
+                record.map_or("-".to_string(), |r| r.action.as_str().to_string()),
+                record
+                    .and_then(|r| r.finished_at)
+                    .map_or("-".to_string(), |t| t.to_string()),
+                "no".to_string(),
+                format!("not in {}", file.display()),
+            ]);
+            components.insert(
+                name.to_string(),
+                json!({ "status": status.as_str(), "current": false, "defined": false, "record": record }),
             );
         }
         let serial = state.map_or(0, |s| s.serial);
@@ -201,16 +219,58 @@ pub(super) fn command(
             store: store_args,
         } => {
             let config = load(file)?;
-            let (env, clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
-            let name = component(&config, &name)?;
-            let c = config.component(name.as_str()).expect("checked above");
+            let (env, mut clouds) = environment(&config, &at.env, at.cloud.as_deref())?;
+            // A component no longer in the config may still be recorded:
+            // an operator can say it is gone (or failed, or pending), but
+            // not that it succeeded, which takes a definition to fingerprint.
+            let (name, c) = match component(&config, &name) {
+                Ok(name) => {
+                    let c = config.component(name.as_str());
+                    (name, c)
+                }
+                Err(unknown) => {
+                    let Ok(name) = crate::config::ComponentName::parse(name.trim()) else {
+                        return Err(unknown);
+                    };
+                    super::refresh_quietly(&config, &env, &clouds, crate::github::token(None));
+                    // Only where it is recorded: the other clouds have
+                    // nothing to change.
+                    clouds.retain(|cloud| {
+                        store::read(&engine::state_path(&config, &env, cloud), &env, cloud)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|s| s.components.contains_key(&name))
+                    });
+                    if clouds.is_empty() {
+                        return Err(unknown);
+                    }
+                    if status == SettableStatus::Succeeded {
+                        return Err(usage(
+                            format!(
+                                "cannot mark `{name}` succeeded: it is no longer in {}, so there \
+                                 is no definition to fingerprint",
+                                file.display()
+                            ),
+                            Some("mark it `destroyed` once its resources are gone".into()),
+                        ));
+                    }
+                    (name, None)
+                }
+            };
             let fingerprinter = Fingerprinter::new(&config);
             let store = open_store(&config, &store_args)?;
             let run = hand_run();
             for cloud in &clouds {
-                let fingerprint = fingerprinter.fingerprint(&config, &env, cloud, c);
+                let fingerprint = c.map(|c| fingerprinter.fingerprint(&config, &env, cloud, c));
                 let target = store.target(&env, cloud);
                 store.transact(&target, true, |state| {
+                    if c.is_none() && !state.components.contains_key(&name) {
+                        return Err(crate::state::sync::Refusal::Other(format!(
+                            "unknown component `{name}`: it is neither in {} nor recorded in \
+                             the state of {env} / {cloud}",
+                            file.display()
+                        )));
+                    }
                     let now = Timestamp::from(SystemTime::now());
                     let (new_status, action) = match status {
                         SettableStatus::Succeeded => (Status::Succeeded, RecordAction::Apply),
@@ -228,7 +288,7 @@ pub(super) fn command(
                     record.finished_at = Some(now);
                     record.error = Some(format!("set by hand: {reason}"));
                     record.run = Some(run.clone());
-                    if new_status == Status::Succeeded {
+                    if let (Status::Succeeded, Some(fingerprint)) = (new_status, &fingerprint) {
                         // Marking a component done means "deployed as it is now".
                         record.fingerprint = Some(fingerprint.clone());
                     }

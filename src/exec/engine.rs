@@ -16,7 +16,7 @@ use super::presets::{self, StepContext};
 use super::runner::{self, Backoff, Job, Outcome, RunEvent};
 use super::scheduler::{self, Ending, FailurePolicy, Schedule, Unit, Visit};
 use super::transient::TransientPatterns;
-use crate::config::{CloudName, Config, EnvName};
+use crate::config::{CloudName, ComponentName, Config, EnvName};
 use crate::events::{Event, Finished, RunResult, Status, Subscriber, Target};
 use crate::fingerprint::Fingerprinter;
 use crate::graph::Walk;
@@ -72,6 +72,23 @@ pub fn recorded(record: Option<&ComponentRecord>) -> Recorded {
             _ => Recorded::Incomplete,
         },
     }
+}
+
+/// Components the state records as possibly deployed (anything but
+/// destroyed or never started) that the config no longer defines, with
+/// their recorded status, by name. Nothing plans, applies or destroys
+/// them any more: their resources stay as they are until someone acts.
+pub fn orphans(config: &Config, state: Option<&StateFile>) -> Vec<(ComponentName, Status)> {
+    let Some(state) = state else {
+        return Vec::new();
+    };
+    state
+        .components
+        .iter()
+        .filter(|(name, _)| config.component(name.as_str()).is_none())
+        .filter(|(_, r)| !matches!(recorded(Some(r)), Recorded::Absent | Recorded::Destroyed))
+        .map(|(name, r)| (name.clone(), r.status))
+        .collect()
 }
 
 /// Reads the state of each cloud and fingerprints every component.
@@ -713,6 +730,40 @@ mod tests {
             r.started_at = Some(Timestamp::from(SystemTime::UNIX_EPOCH));
         }
         r
+    }
+
+    #[test]
+    fn orphans_are_recorded_components_the_config_lost_that_may_still_exist() {
+        let text = "version: 1\ndefaults: {runner: shell}\ncomponents:\n  net: {path: ., commands: {apply: 'true'}}\nenvironments:\n  dev: {clouds: [aws]}\n";
+        let config =
+            crate::config::from_text(std::path::Path::new("orchestrator.yaml"), text).unwrap();
+        let mut state = StateFile::new(
+            EnvName::parse("dev").unwrap(),
+            CloudName::parse("aws").unwrap(),
+        );
+        for (name, r) in [
+            ("net", record(S::Succeeded, true, 1)),
+            ("app", record(S::Succeeded, true, 1)),
+            ("db", record(S::Failed, true, 1)),
+            ("old", record(S::Destroyed, true, 1)),
+            ("never", record(S::Skipped, false, 0)),
+        ] {
+            state
+                .components
+                .insert(ComponentName::parse(name).unwrap(), r);
+        }
+        let found: Vec<(String, S)> = orphans(&config, Some(&state))
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("app".to_string(), S::Succeeded),
+                ("db".to_string(), S::Failed)
+            ]
+        );
+        assert!(orphans(&config, None).is_empty());
     }
 
     #[test]
