@@ -625,6 +625,28 @@ fn a_deployed_component_removed_from_the_config_is_reported_until_marked_gone() 
 }
 
 #[test]
+fn with_format_json_the_result_is_alone_on_stdout_and_the_run_shows_on_stderr() {
+    let repo = repo(&[("net", &[], "echo hello from net")], "");
+    let out = repo.run(&["apply", "--env", "dev", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["components"]["net"]["status"], "succeeded");
+    assert!(!stdout(&out).contains("hello"), "{}", stdout(&out));
+    let err = stderr(&out);
+    for shown in [
+        "net  started (create)",
+        "| hello from net",
+        "net  succeeded in",
+    ] {
+        assert!(err.contains(shown), "{shown:?} not in:\n{err}");
+    }
+    assert!(
+        !err.contains("COMPONENT"),
+        "the result replaces the summary table:\n{err}"
+    );
+}
+
+#[test]
 fn a_run_keeps_the_logs_of_the_latest_fifty_runs() {
     let repo = repo(&[("net", &[], "echo hello")], "");
     let logs = repo.path().join(".orchestrator/logs");

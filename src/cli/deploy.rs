@@ -247,9 +247,11 @@ pub(super) fn run_observed(
     let (result, mut finished) = {
         let mut outputs: Vec<&mut dyn Subscriber> = vec![&mut recorder, &mut logs];
         // On GitHub Actions each component's output is one log group.
+        // Elsewhere the lines go to stderr, whatever the format: with
+        // `--format json` only the result document is on stdout.
         if context.on_actions {
             outputs.push(&mut actions_log);
-        } else if args.format == Format::Text {
+        } else {
             outputs.push(&mut terminal);
         }
         let mut redacting = Redacting::new(&redactor, outputs);
