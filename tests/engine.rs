@@ -754,6 +754,53 @@ fn what_no_run_ever_started_is_created_by_apply_and_left_alone_by_destroy() {
 }
 
 #[test]
+fn a_destroy_refuses_while_what_depends_on_it_is_deployed_and_says_so() {
+    let repo = repo(
+        &[
+            ("base", &[], "true"),
+            ("net", &["base"], "true"),
+            ("mid", &["net"], "true"),
+        ],
+        "",
+    );
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let out = repo.run(&["destroy", "--env", "dev", "--components", "net"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "these components are still deployed and depend on what this run destroys: mid on aws (depends on net)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!repo.path().join("destroyed.log").exists());
+    let out = repo.run(&["plan", "--env", "dev", "--destroy", "--components", "net"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "Not in this run, and still deployed though they depend on what it destroys:\n  mid (depends on net)\nAdd --with-dependents"
+        ),
+        "{text}"
+    );
+    // What `net` depends on does not matter to its destroy.
+    assert!(!text.contains("deployed and current"), "{text}");
+    let (code, _) = json_run(
+        &repo,
+        &[
+            "destroy",
+            "--env",
+            "dev",
+            "--components",
+            "net",
+            "--with-dependents",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let log = std::fs::read_to_string(repo.path().join("destroyed.log")).unwrap();
+    assert_eq!(log, "destroy mid\ndestroy net\n");
+}
+
+#[test]
 fn a_dependency_outside_the_run_must_be_deployed_or_the_run_refuses() {
     let repo = repo(
         &[

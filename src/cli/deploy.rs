@@ -427,6 +427,8 @@ fn claimed(config: &Config, request: &Request) -> Option<Vec<ComponentName>> {
 /// Refuses a run whose plans need components outside it that are not
 /// deployed at their current version.
 fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failure> {
+    // A destroy is held up by what depends on its components.
+    let relation = if destroy { "depends on" } else { "needed by" };
     let missing: Vec<String> = plans
         .iter()
         .flat_map(|p| {
@@ -437,7 +439,7 @@ fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failu
                     .map(|n| n.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
-                format!("{} on {} (needed by {by})", m.name, p.cloud)
+                format!("{} on {} ({relation} {by})", m.name, p.cloud)
             })
         })
         .collect();

@@ -64,14 +64,27 @@ pub fn text(config: &Config, plan: &Plan) -> String {
         ],
         &rows,
     ));
+    // A destroy needs nothing of what its components depend on; what
+    // stands in its way is what depends on them and is still deployed.
+    let destroy = plan.components.iter().any(|c| c.action == Action::Destroy);
     let outside = plan.satisfied_outside();
-    if !outside.is_empty() {
+    if !outside.is_empty() && !destroy {
         out.push_str("\nNot in this run, deployed and current:\n");
         for (dep, needed_by) in &outside {
             let _ = writeln!(out, "  {dep} (needed by {})", names(needed_by));
         }
     }
-    if !plan.missing.is_empty() {
+    if !plan.missing.is_empty() && destroy {
+        out.push_str(
+            "\nNot in this run, and still deployed though they depend on what it destroys:\n",
+        );
+        for m in &plan.missing {
+            let _ = writeln!(out, "  {} (depends on {})", m.name, names(&m.needed_by));
+        }
+        out.push_str(
+            "Add --with-dependents to include them; a destroy refuses to start while they remain.\n",
+        );
+    } else if !plan.missing.is_empty() {
         out.push_str("\nNot in this run, and not deployed at their current version:\n");
         for m in &plan.missing {
             let _ = writeln!(out, "  {} (needed by {})", m.name, names(&m.needed_by));
