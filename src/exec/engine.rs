@@ -333,7 +333,6 @@ pub async fn execute(
             // Units that end without running are reported as soon as the
             // scheduler knows, so the terminal and the state show a skip
             // when its cause fails, not when the run ends.
-            let mut reported = foldhash::HashSet::default();
             let endings = scheduler::run(
                 &schedule,
                 cancel,
@@ -342,10 +341,7 @@ pub async fn execute(
                     async move { visit(&ctx, unit).await }
                 },
                 |unit, ending| {
-                    if let Some(event) = unvisited(&ctx, unit, ending) {
-                        reported.insert(unit);
-                        let _ = ctx.events.send(event);
-                    }
+                    let _ = ctx.events.send(unvisited(&ctx, unit, ending));
                 },
             )
             .await;
@@ -354,18 +350,13 @@ pub async fn execute(
             } else {
                 RunResult::Succeeded
             };
-            for (unit, ending) in endings {
+            for (_, ending) in endings {
                 let failed = matches!(
                     ending,
                     Ending::Visited(Visit::Failed) | Ending::Skipped(_) | Ending::Stopped
                 );
                 if result == RunResult::Succeeded && failed {
                     result = RunResult::Failed;
-                }
-                if !reported.contains(&unit) {
-                    if let Some(event) = unvisited(&ctx, unit, &ending) {
-                        let _ = ctx.events.send(event);
-                    }
                 }
             }
             let _ = ctx.events.send(Event::RunFinished { result });
@@ -407,11 +398,10 @@ pub async fn execute(
 }
 
 /// The event that reports `unit` ending as `ending` without having run
-/// (skipped, stopped or cancelled before it started); `None` for a unit
-/// that was visited, whose visit reported it.
-fn unvisited(ctx: &Context, unit: Unit, ending: &Ending) -> Option<Event> {
+/// (skipped, stopped or cancelled before it started). A visited unit's
+/// visit reports it; the scheduler never hands one here.
+fn unvisited(ctx: &Context, unit: Unit, ending: &Ending) -> Event {
     let (status, error) = match ending {
-        Ending::Visited(Visit::Succeeded | Visit::Failed | Visit::Cancelled) => return None,
         // The reason, which follows the status wherever it is shown
         // ("skipped: net failed").
         Ending::Skipped(cause) => {
@@ -422,13 +412,14 @@ fn unvisited(ctx: &Context, unit: Unit, ending: &Ending) -> Option<Event> {
             Status::Skipped,
             "the run stopped after a failure".to_string(),
         ),
-        // The scheduler records a withheld visit as never handed out.
-        Ending::NotStarted | Ending::Visited(Visit::Withheld) => (
+        // A withheld visit ends as a unit never handed out (a visited one
+        // never comes here).
+        Ending::NotStarted | Ending::Visited(_) => (
             Status::Cancelled,
             "the run was cancelled before it started".to_string(),
         ),
     };
-    Some(Event::Finished(Box::new(Finished {
+    Event::Finished(Box::new(Finished {
         target: target(&ctx.clouds, &ctx.config, unit),
         action: action_of(&ctx.planned, unit),
         status,
@@ -439,7 +430,7 @@ fn unvisited(ctx: &Context, unit: Unit, ending: &Ending) -> Option<Event> {
         fingerprint: fingerprint_of(&ctx.planned, unit),
         outputs: Default::default(),
         tail: Vec::new(),
-    })))
+    }))
 }
 
 /// Removes the scratch directories of runs killed before they could (by

@@ -133,12 +133,11 @@ impl Schedule<'_> {
 /// at once, calling `visit` for each. Returns how each unit ended, in
 /// [`Schedule::units`] order.
 ///
-/// `decided` hears of each unit that will not be visited the moment that
-/// is known, rather than when the run ends: what depends on a failure is
-/// skipped as it fails, and under `--on-failure stop` what has not started
-/// is stopped as the failure comes in. (A unit already handed out that
-/// its visitor withholds, and units a cancellation leaves unstarted, are
-/// only in the result.)
+/// `decided` hears, once, of each unit that ends without being visited,
+/// as soon as that is known: what depends on a failure is skipped as it
+/// fails, and under `--on-failure stop` what has not started is stopped as
+/// the failure comes in; a unit its visitor withholds, and what a
+/// cancellation leaves unstarted, when the run ends.
 ///
 /// `cancel` stops the run: nothing new starts, and visitors see the same
 /// token so they can stop what they are running.
@@ -223,14 +222,18 @@ where
     units
         .into_iter()
         .map(|u| {
-            let end =
-                ending[schedule.index(u)]
-                    .clone()
-                    .unwrap_or(if stopped && !cancel.is_cancelled() {
+            let end = match &ending[schedule.index(u)] {
+                Some(end) => end.clone(),
+                None => {
+                    let end = if stopped && !cancel.is_cancelled() {
                         Ending::Stopped
                     } else {
                         Ending::NotStarted
-                    });
+                    };
+                    decided(u, &end);
+                    end
+                }
+            };
             (u, end)
         })
         .collect()
@@ -547,6 +550,7 @@ mod tests {
     async fn a_withheld_unit_ends_as_one_never_handed_out() {
         let g = graph(&[("a", &[]), ("b", &[])]);
         let schedule = of_two(&g, FailurePolicy::Stop);
+        let mut decided = Vec::new();
         let endings = run(
             &schedule,
             &CancellationToken::new(),
@@ -557,11 +561,12 @@ mod tests {
                     Visit::Withheld
                 }
             },
-            |_, _| {},
+            |u, e: &Ending| decided.push((u, e.clone())),
         )
         .await;
         assert_eq!(endings[0].1, Ending::Visited(Visit::Failed));
         assert_eq!(endings[1].1, Ending::Stopped);
+        assert_eq!(decided, [endings[1].clone()], "told once, at the end");
     }
 
     #[tokio::test]
@@ -569,6 +574,7 @@ mod tests {
         let g = graph(&[("a", &[]), ("b", &["a"])]);
         let schedule = of_two(&g, FailurePolicy::SkipDependents);
         let cancel = CancellationToken::new();
+        let mut decided = Vec::new();
         let endings = run(
             &schedule,
             &cancel,
@@ -579,10 +585,11 @@ mod tests {
                     Visit::Cancelled
                 }
             },
-            |_, _| {},
+            |u, e: &Ending| decided.push((u, e.clone())),
         )
         .await;
         assert_eq!(endings[0].1, Ending::Visited(Visit::Cancelled));
         assert_eq!(endings[1].1, Ending::NotStarted);
+        assert_eq!(decided, [endings[1].clone()], "the unstarted one, once");
     }
 }
