@@ -108,10 +108,14 @@ pub struct Plan {
     pub components: Vec<Planned>,
     /// Components grouped by wave: `waves[w]` holds those with `wave == w`.
     pub waves: Vec<Vec<ComponentName>>,
-    /// Dependencies outside the run that are not deployed at their current
-    /// fingerprint, each with the components that need it. A run refuses to
-    /// start while this is not empty.
+    /// What stands outside the run in its way, each with the planned
+    /// components concerned: for a deploy, dependencies not deployed at
+    /// their current fingerprint; for a destroy, dependents still deployed.
+    /// A run refuses to start while this is not empty.
     pub missing: Vec<Missing>,
+    /// A destroy (reverse order) rather than a deploy.
+    #[serde(skip)]
+    pub destroy: bool,
 }
 
 /// A dependency the run needs but does not include.
@@ -141,8 +145,12 @@ pub struct Planned {
 
 impl Plan {
     /// Dependencies outside the run that are deployed and current, with the
-    /// components that need them: the run relies on them as they are.
+    /// components that need them: the run relies on them as they are. A
+    /// destroy relies on none.
     pub fn satisfied_outside(&self) -> Vec<(ComponentName, Vec<ComponentName>)> {
+        if self.destroy {
+            return Vec::new();
+        }
         let mut outside: BTreeMap<&ComponentName, Vec<ComponentName>> = BTreeMap::new();
         let planned: std::collections::HashSet<&ComponentName> =
             self.components.iter().map(|c| &c.name).collect();
@@ -264,6 +272,7 @@ pub fn plan(
         components,
         waves,
         missing,
+        destroy: request.destroy,
     }
 }
 

@@ -798,6 +798,14 @@ fn a_destroy_refuses_while_what_depends_on_it_is_deployed_and_says_so() {
     assert_eq!(code, Some(0));
     let log = std::fs::read_to_string(repo.path().join("destroyed.log")).unwrap();
     assert_eq!(log, "destroy mid\ndestroy net\n");
+    // Nothing left to destroy of `net`: still nothing said of `base`.
+    let out = repo.run(&["plan", "--env", "dev", "--destroy", "--components", "net"]);
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+    assert!(
+        !stdout(&out).contains("Not in this run"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -94,7 +94,7 @@ pub(super) fn run_observed(
     let mut plan = |observations: Vec<engine::Observation>| -> Result<_, Failure> {
         let plans = engine::plans(&config, &env, &observations, &request);
         planned(&config, &plans);
-        check_missing(&plans, destroy)?;
+        check_missing(&plans)?;
         check_destroyable(&config, &plans)?;
         Ok((observations, plans))
     };
@@ -426,12 +426,12 @@ fn claimed(config: &Config, request: &Request) -> Option<Vec<ComponentName>> {
 
 /// Refuses a run whose plans need components outside it that are not
 /// deployed at their current version.
-fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failure> {
-    // A destroy is held up by what depends on its components.
-    let relation = if destroy { "depends on" } else { "needed by" };
+fn check_missing(plans: &[crate::plan::Plan]) -> Result<(), Failure> {
     let missing: Vec<String> = plans
         .iter()
         .flat_map(|p| {
+            // A destroy is held up by what depends on its components.
+            let relation = if p.destroy { "depends on" } else { "needed by" };
             p.missing.iter().map(move |m| {
                 let by = m
                     .needed_by
@@ -446,7 +446,7 @@ fn check_missing(plans: &[crate::plan::Plan], destroy: bool) -> Result<(), Failu
     if missing.is_empty() {
         return Ok(());
     }
-    let (what, hint) = if destroy {
+    let (what, hint) = if plans.iter().any(|p| p.destroy) {
         (
             "still deployed and depend on what this run destroys",
             "destroy them first, or add --with-dependents",

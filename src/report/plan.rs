@@ -64,17 +64,15 @@ pub fn text(config: &Config, plan: &Plan) -> String {
         ],
         &rows,
     ));
-    // A destroy needs nothing of what its components depend on; what
-    // stands in its way is what depends on them and is still deployed.
-    let destroy = plan.components.iter().any(|c| c.action == Action::Destroy);
     let outside = plan.satisfied_outside();
-    if !outside.is_empty() && !destroy {
+    if !outside.is_empty() {
         out.push_str("\nNot in this run, deployed and current:\n");
         for (dep, needed_by) in &outside {
             let _ = writeln!(out, "  {dep} (needed by {})", names(needed_by));
         }
     }
-    if !plan.missing.is_empty() && destroy {
+    // What stands in a destroy's way depends on what it destroys.
+    if !plan.missing.is_empty() && plan.destroy {
         out.push_str(
             "\nNot in this run, and still deployed though they depend on what it destroys:\n",
         );
