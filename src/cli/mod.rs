@@ -485,7 +485,7 @@ fn warn_orphans(
     observations: &[crate::exec::engine::Observation],
 ) {
     for o in observations {
-        for (name, status) in crate::exec::engine::orphans(config, o.state.as_ref()) {
+        for (name, record) in crate::exec::engine::orphans(config, o.state.as_ref()) {
             eprintln!(
                 "warning: {env} / {cloud}: `{name}` is recorded as {status} but is no longer in \
                  {file}, so nothing plans or destroys it and its resources stay as they are\n  \
@@ -493,6 +493,7 @@ fn warn_orphans(
                  --env {env} --cloud {cloud} --components {name}`; if they are already gone, \
                  `orchestrator state set --env {env} --cloud {cloud} --component {name} --status \
                  destroyed --reason \"...\"`",
+                status = record.status,
                 cloud = o.cloud,
                 file = file.display(),
             );

@@ -55,45 +55,34 @@ pub(super) fn status(file: &Path, args: &StatusArgs, out: &mut dyn Write) -> Res
         let state = o.state.as_ref();
         let mut rows = Vec::new();
         let mut components = serde_json::Map::new();
-        for (i, c) in config.components.iter().enumerate() {
+        // The config's components, then those recorded as possibly
+        // deployed that it no longer defines.
+        let defined = config.components.iter().enumerate().map(|(i, c)| {
             let record = state.and_then(|s| s.components.get(&c.name));
-            let current = o.observed[i].is_current();
-            let status = record.map_or("-".to_string(), |r| r.status.to_string());
+            (&c.name, record, o.observed[i].is_current(), true)
+        });
+        let lost = engine::orphans(&config, state)
+            .into_iter()
+            .map(|(name, record)| (name, Some(record), false, false));
+        for (name, record, current, is_defined) in defined.chain(lost) {
+            let error = if is_defined {
+                record.and_then(|r| r.error.clone()).unwrap_or_default()
+            } else {
+                format!("not in {}", file.display())
+            };
             rows.push(vec![
-                c.name.to_string(),
-                status.clone(),
+                name.to_string(),
+                record.map_or("-".to_string(), |r| r.status.to_string()),
                 record.map_or("-".to_string(), |r| r.action.as_str().to_string()),
                 record
                     .and_then(|r| r.finished_at)
                     .map_or("-".to_string(), |t| t.to_string()),
-                if current {
-                    "yes".to_string()
-                } else {
-                    "no".to_string()
-                },
-                record.and_then(|r| r.error.clone()).unwrap_or_default(),
-            ]);
-            components.insert(
-                c.name.to_string(),
-                json!({ "status": record.map(|r| r.status.as_str()), "current": current, "defined": true, "record": record }),
-            );
-        }
-        // Recorded as possibly deployed, and no longer in the config.
-        for (name, status) in engine::orphans(&config, state) {
-            let record = state.and_then(|s| s.components.get(&name));
-            rows.push(vec![
-                name.to_string(),
-                status.to_string(),
-                record.map_or("-".to_string(), |r| r.action.as_str().to_string()),
-                record
-                    .and_then(|r| r.finished_at)
-                    .map_or("-".to_string(), |t| t.to_string()),
-                "no".to_string(),
-                format!("not in {}", file.display()),
+                if current { "yes" } else { "no" }.to_string(),
+                error,
             ]);
             components.insert(
                 name.to_string(),
-                json!({ "status": status.as_str(), "current": false, "defined": false, "record": record }),
+                json!({ "status": record.map(|r| r.status.as_str()), "current": current, "defined": is_defined, "record": record }),
             );
         }
         let serial = state.map_or(0, |s| s.serial);

@@ -76,18 +76,17 @@ pub fn recorded(record: Option<&ComponentRecord>) -> Recorded {
 
 /// Components the state records as possibly deployed (anything but
 /// destroyed or never started) that the config no longer defines, with
-/// their recorded status, by name. Nothing plans, applies or destroys
-/// them any more: their resources stay as they are until someone acts.
-pub fn orphans(config: &Config, state: Option<&StateFile>) -> Vec<(ComponentName, Status)> {
-    let Some(state) = state else {
-        return Vec::new();
-    };
+/// their records, by name. Nothing plans, applies or destroys them any
+/// more: their resources stay as they are until someone acts.
+pub fn orphans<'s>(
+    config: &Config,
+    state: Option<&'s StateFile>,
+) -> Vec<(&'s ComponentName, &'s ComponentRecord)> {
     state
-        .components
-        .iter()
+        .into_iter()
+        .flat_map(|s| &s.components)
         .filter(|(name, _)| config.component(name.as_str()).is_none())
         .filter(|(_, r)| !matches!(recorded(Some(r)), Recorded::Absent | Recorded::Destroyed))
-        .map(|(name, r)| (name.clone(), r.status))
         .collect()
 }
 
@@ -745,7 +744,7 @@ mod tests {
         }
         let found: Vec<(String, S)> = orphans(&config, Some(&state))
             .into_iter()
-            .map(|(n, s)| (n.to_string(), s))
+            .map(|(n, r)| (n.to_string(), r.status))
             .collect();
         assert_eq!(
             found,
