@@ -82,10 +82,12 @@ fn statuses(doc: &Value) -> Vec<(String, String)> {
 }
 
 fn state(repo: &Repo) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&state_bytes(repo)).unwrap()
+}
+
+/// The state file as it is on disk, to compare before and after.
+fn state_bytes(repo: &Repo) -> Vec<u8> {
+    std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -588,7 +590,7 @@ fn a_deployed_component_removed_from_the_config_is_reported_until_marked_gone() 
     assert_eq!(status["components"]["app"]["defined"], false);
     assert_eq!(status["components"]["net"]["defined"], true);
 
-    let before = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    let before = state_bytes(&repo);
     let set = |component: &str, status: &str| {
         repo.run(&[
             "state",
@@ -612,7 +614,7 @@ fn a_deployed_component_removed_from_the_config_is_reported_until_marked_gone() 
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains(says), "{}", stderr(&out));
     }
-    let after = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    let after = state_bytes(&repo);
     assert_eq!(before, after, "refusals change nothing");
 
     let out = set("app", "destroyed");
@@ -686,7 +688,7 @@ fn destroy_refuses_shell_components_without_a_destroy_command_and_changes_nothin
          environments:\n  dev: {clouds: [aws]}\n",
     );
     assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
-    let before = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    let before = state_bytes(&repo);
     for args in [
         &["destroy", "--env", "dev"][..],
         &["destroy", "--env", "dev", "--dry-run"][..],
@@ -712,7 +714,7 @@ fn destroy_refuses_shell_components_without_a_destroy_command_and_changes_nothin
         stderr(&out)
     );
     assert!(!repo.path().join("destroyed.log").exists());
-    let after = std::fs::read(repo.path().join(".orchestrator/state/dev-aws.json")).unwrap();
+    let after = state_bytes(&repo);
     assert_eq!(before, after, "the state is untouched");
 }
 
