@@ -464,8 +464,13 @@ impl Origin {
             (Update::FastForward, Some(old)) => {
                 remote.reference_matching(&name, commit, true, old, "orchestrator push")
             }
+            // Not `reference(.., force: false, ..)`: libgit2 checks that
+            // the branch is absent before it takes the ref's lock, so
+            // writers creating the branch at once could all succeed, each
+            // replacing the one before. A zero old value is checked under
+            // the lock: "create, only if it still does not exist".
             (Update::FastForward, None) => {
-                remote.reference(&name, commit, false, "orchestrator push")
+                remote.reference_matching(&name, commit, true, Oid::ZERO_SHA1, "orchestrator push")
             }
         };
         match moved {
@@ -932,6 +937,66 @@ mod tests {
         ));
         assert!(!lost_race("pre-receive hook declined"));
         assert!(!lost_race("protected branch hook declined"));
+    }
+
+    /// Jobs that each found no state branch all try to create it at once;
+    /// one of them may, the others lose the race and must fetch again.
+    #[test]
+    fn of_writers_creating_a_branch_at_once_exactly_one_wins() {
+        const WRITERS: usize = 8;
+        const ROUNDS: usize = 400;
+        let tmp = tempfile::TempDir::new().unwrap();
+        let origin = tmp.path().join("origin.git");
+        Repository::init_bare(&origin).unwrap();
+        let url = origin.to_str().unwrap().to_string();
+        let clones: Vec<PathBuf> = (0..WRITERS)
+            .map(|i| {
+                let dir = tmp.path().join(format!("job{i}"));
+                Repository::init(&dir).unwrap();
+                dir
+            })
+            .collect();
+        for round in 0..ROUNDS {
+            let branch = format!("state-{round}");
+            let start = std::sync::Barrier::new(WRITERS);
+            let winners: Vec<Oid> = std::thread::scope(|s| {
+                let pushes: Vec<_> = clones
+                    .iter()
+                    .enumerate()
+                    .map(|(i, dir)| {
+                        let (url, branch, start) = (url.clone(), &branch, &start);
+                        s.spawn(move || {
+                            let identity = Identity {
+                                name: format!("job{i}"),
+                                email: "job@example.com".into(),
+                            };
+                            let repo = Repository::open(dir).unwrap();
+                            let writer = Origin::new(repo, url, None, identity);
+                            let bytes = format!("written by job {i}");
+                            let commit = writer
+                                .commit(None, &[(Path::new("state.json"), bytes.as_bytes())], "m")
+                                .unwrap();
+                            start.wait();
+                            match writer.push(commit, branch, Update::FastForward) {
+                                Ok(()) => Some(commit),
+                                Err(GitError::Conflict) => None,
+                                Err(e) => panic!("{e}"),
+                            }
+                        })
+                    })
+                    .collect();
+                pushes
+                    .into_iter()
+                    .filter_map(|p| p.join().unwrap())
+                    .collect()
+            });
+            assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+            let tip = Repository::open_bare(&origin)
+                .unwrap()
+                .refname_to_id(&format!("refs/heads/{branch}"))
+                .unwrap();
+            assert_eq!(tip, winners[0], "round {round}");
+        }
     }
 
     #[test]
