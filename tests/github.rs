@@ -483,6 +483,58 @@ fn secrets_in_logs_and_values_never_reach_github() {
     }
 }
 
+/// tofu colours its output whether or not it goes to a terminal, and
+/// progress redraws itself with carriage returns.
+#[test]
+fn coloured_output_and_progress_reach_the_terminal_log_and_issue_as_plain_text() {
+    let fake = FakeGitHub::start();
+    let repo = shell_repo(
+        &[(
+            "db",
+            &[],
+            // `\\151` is `i` and `\\062` is `2`: the command, which is shown
+            // too, does not hold the text the output must not show.
+            "printf 'upload\\151ng 10%%\\rupload\\151ng 55%%\\ruploading 100%%\\n' >&2; \
+             printf '\\033[1mdb_password\\033[0m = \\033[32mhunter\\062-coloured\\033[0m\\n'; \
+             printf '\\033[31m|\\033[0m \\033[1m\\033[31mError: \\033[0m\\033[1mUnsupported argument\\033[0m\\n'; \
+             exit 1",
+        )],
+        "",
+    );
+    let out = command(&repo, &fake, TOKEN, 7101)
+        .args(["apply", "--env", "dev", "--open-issue-on-failure"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let issue = &fake.issues_with("component=db")[0];
+    let runs: Vec<_> = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
+        .expect("logs")
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let log = std::fs::read_to_string(runs[0].as_ref().expect("entry").path().join("aws/db.log"))
+        .expect("log");
+    for (place, text) in [
+        ("the terminal", stderr(&out)),
+        ("the log", log),
+        ("the issue", issue.body.clone()),
+    ] {
+        for shown in [
+            "| Error: Unsupported argument",
+            "uploading 100%",
+            "db_password = ***",
+        ] {
+            assert!(text.contains(shown), "`{shown}` not in {place}:\n{text}");
+        }
+        for hidden in ["\u{1b}", "\r", "uploading 10%", "hunter2-coloured"] {
+            assert!(
+                !text.contains(hidden),
+                "`{}` in {place}:\n{text}",
+                hidden.escape_debug()
+            );
+        }
+    }
+}
+
 #[test]
 fn an_enterprise_server_url_with_api_v3_works() {
     let fake = FakeGitHub::start_enterprise();

@@ -736,14 +736,69 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     }
 }
 
+/// A line of output as the text a terminal would show of it, which is what
+/// the terminal, the log, the failure issue, the transient patterns and the
+/// redactor all get. Escape sequences (colours, cursor moves) and other
+/// control characters but tabs are dropped: tofu and terraform colour their
+/// output whether or not it goes to a terminal, and a log or an issue would
+/// show the codes as text (`[31mError`), and a secret-looking key split by
+/// them would not be recognised. A carriage return goes back to the start of
+/// the line, as progress that redraws itself in place does, and what follows
+/// it writes over what came before. Bytes that are not UTF-8 are replaced.
 fn decode(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+    let text = String::from_utf8_lossy(bytes);
+    if text.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+        return text.into_owned();
+    }
+    let mut shown: Vec<char> = Vec::with_capacity(text.len());
+    let mut column = 0;
+    for c in anstream::adapter::strip_str(&text).flat_map(str::chars) {
+        if c == '\r' {
+            column = 0;
+            continue;
+        }
+        if c.is_control() && c != '\t' {
+            continue;
+        }
+        match shown.get_mut(column) {
+            Some(old) => *old = c,
+            None => shown.push(c),
+        }
+        column += 1;
+    }
+    shown.into_iter().collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_lines_are_the_text_a_terminal_would_show() {
+        // As tofu prints an error, coloured whether or not it goes to a
+        // terminal.
+        assert_eq!(
+            decode(b"\x1b[31m\xe2\x94\x82\x1b[0m \x1b[0m\x1b[1m\x1b[31mError: \x1b[0m\x1b[0m\x1b[1mError acquiring the state lock\x1b[0m"),
+            "\u{2502} Error: Error acquiring the state lock"
+        );
+        // Progress redrawn in place: each carriage return writes over the
+        // line from its start, as far as the new text goes.
+        assert_eq!(
+            decode(b"pulling 10%\rpulling 55%\rpulling 100%"),
+            "pulling 100%"
+        );
+        assert_eq!(decode(b"abcdef\rXY"), "XYcdef");
+        assert_eq!(decode(b"\x1b[2K\rdone\x1b[K"), "done");
+        // Other control characters go; tabs stay; a CRLF ending is an ending.
+        assert_eq!(decode(b"a\x07b\x08c\td\r"), "abc\td");
+        // An escape sequence that does not end, and bytes that are not
+        // UTF-8, still leave the text around them.
+        assert_eq!(decode(b"ok \xff\xfe end"), "ok \u{fffd}\u{fffd} end");
+        assert_eq!(decode(b"before\x1b[31"), "before");
+        assert_eq!(decode(b"plain text: 100% done"), "plain text: 100% done");
+        assert_eq!(decode(b""), "");
+    }
 
     #[test]
     fn a_running_process_is_not_gone_and_an_exited_one_is_even_unreaped() {
