@@ -296,6 +296,59 @@ fn continue_runs_dependents_of_a_failure_anyway() {
     assert_eq!(doc["components"]["after-bad"]["status"], "succeeded");
 }
 
+/// A component that installs a tool its dependents run: that the tool was
+/// missing when an earlier component looked for it does not stick.
+#[test]
+fn a_program_installed_by_a_dependency_is_found_by_its_dependents() {
+    let repo = repo(
+        &[
+            ("early", &[], "orchestrator-test-tool"),
+            (
+                "tools",
+                &["early"],
+                "printf '#!/bin/sh\\necho tool ran\\n' > ../../bin/orchestrator-test-tool && \
+                 chmod +x ../../bin/orchestrator-test-tool",
+            ),
+            ("late", &["tools"], "orchestrator-test-tool"),
+        ],
+        "",
+    );
+    repo.mkdir("bin");
+    let path = format!(
+        "{}:{}",
+        repo.path().join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
+        .current_dir(repo.path())
+        .env("PATH", path)
+        .args(["apply", "--env", "dev", "--on-failure", "continue"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        statuses(&doc),
+        pairs(&[
+            ("early", "failed"),
+            ("late", "succeeded"),
+            ("tools", "succeeded")
+        ])
+    );
+    assert_eq!(
+        doc["components"]["early"]["error"],
+        "`orchestrator-test-tool` could not start: `orchestrator-test-tool` was not found on PATH"
+    );
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.starts_with("late ") && l.ends_with("| tool ran")),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_skip_is_recorded_when_its_cause_fails_while_other_branches_still_run() {
     let repo = repo(

@@ -640,11 +640,42 @@ async fn a_missing_program_is_reported_as_not_started_and_not_retried() {
     match &ran.result.outcome {
         Outcome::NotStarted { step, error } => {
             assert_eq!(step, "orchestrator-test-no-such-program apply");
-            assert!(!error.is_empty());
+            assert_eq!(
+                error,
+                "`orchestrator-test-no-such-program` was not found on PATH"
+            );
         }
         other => panic!("expected NotStarted, got {other:?}"),
     }
     assert_eq!(ran.result.attempts, 1);
+}
+
+/// As in a shell: a bare name is looked for on PATH only, never in the
+/// component's directory, which a pull request can fill.
+#[tokio::test]
+async fn a_program_of_the_same_name_in_the_component_directory_is_not_run_instead() {
+    let dir = TempDir::new().unwrap();
+    let planted = dir.path().join("orchestrator-test-planted");
+    std::fs::write(&planted, "#!/bin/sh\ntouch ran\n").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut job = shell_job(dir.path(), "");
+    job.steps = vec![Step {
+        program: "orchestrator-test-planted".to_string(),
+        args: Vec::new(),
+    }];
+
+    let ran = run(&job).await;
+
+    assert!(
+        matches!(&ran.result.outcome, Outcome::NotStarted { error, .. } if error.contains("not found on PATH")),
+        "{:?}",
+        ran.result.outcome
+    );
+    assert!(!dir.path().join("ran").exists(), "the planted file ran");
+    // By its path, it runs.
+    job.steps[0].program = planted.display().to_string();
+    assert!(matches!(run(&job).await.result.outcome, Outcome::Succeeded));
+    assert!(dir.path().join("ran").exists());
 }
 
 #[tokio::test]

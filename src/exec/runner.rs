@@ -521,26 +521,31 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
     // Its own process group (see `child`): signals reach the step's whole
     // process tree, and a Ctrl-C in the terminal reaches only the
     // orchestrator, which then stops the steps gracefully itself.
-    child::spawn(
-        &resolve(&step.program, path),
-        &step.args,
-        &job.cwd,
-        &job.env,
-    )
+    let Some(program) = resolve(&step.program, path) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("`{}` was not found on PATH", step.program),
+        ));
+    };
+    child::spawn(&program, &step.args, &job.cwd, &job.env)
 }
 
 /// The full path of `program` on `path` (the job's PATH, else ours), looked
-/// up once per program and PATH. Spawning by bare name would make every
-/// child try each PATH directory with `execve`, which a run of thousands
-/// of steps pays for in kernel time. Unresolvable names are returned as
-/// they are, so the spawn reports the error.
-fn resolve(program: &str, path: Option<&str>) -> PathBuf {
+/// up once per program and PATH, or `None` when no PATH directory has it.
+/// Spawning by bare name would make every child try each PATH directory
+/// with `execve`, which a run of thousands of steps pays for in kernel
+/// time, and `execve` of a bare name that is on no PATH would run a file
+/// of that name in the component's directory, which a shell never does.
+/// A name with a slash is a path, as in a shell.
+fn resolve(program: &str, path: Option<&str>) -> Option<PathBuf> {
     /// Resolved paths by program and PATH: a run has a few of each, so a
     /// list searched without allocating beats a map keyed by owned strings.
+    /// Only what was found is kept: a component may install a program that
+    /// its dependents run.
     type Resolved = Vec<(String, Option<String>, PathBuf)>;
     static RESOLVED: Mutex<Resolved> = Mutex::new(Vec::new());
     if program.contains('/') {
-        return PathBuf::from(program);
+        return Some(PathBuf::from(program));
     }
     let known = |m: &Resolved| {
         m.iter()
@@ -548,7 +553,7 @@ fn resolve(program: &str, path: Option<&str>) -> PathBuf {
             .map(|(_, _, found)| found.clone())
     };
     if let Some(found) = RESOLVED.lock().ok().and_then(|m| known(&m)) {
-        return found;
+        return Some(found);
     }
     let search = path
         .map(str::to_string)
@@ -559,12 +564,11 @@ fn resolve(program: &str, path: Option<&str>) -> PathBuf {
         .find(|candidate| {
             std::fs::metadata(candidate)
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .unwrap_or_else(|| PathBuf::from(program));
+        })?;
     if let Ok(mut m) = RESOLVED.lock() {
         m.push((program.to_string(), path.map(str::to_string), found.clone()));
     }
-    found
+    Some(found)
 }
 
 /// The next line of a stream still open; pending forever once it is closed,
