@@ -1125,6 +1125,14 @@ fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process()
     let recorded = state(&repo);
     assert_eq!(recorded["components"]["stubborn"]["status"], "cancelled");
     assert_eq!(recorded["components"]["after"]["status"], "cancelled");
+    assert_eq!(
+        recorded["components"]["stubborn"]["error"],
+        "the run was cancelled while it ran"
+    );
+    assert_eq!(
+        recorded["components"]["after"]["error"],
+        "the run was cancelled before it started"
+    );
     let gone = Instant::now() + Duration::from_secs(2);
     while (pid_alive(grandchild) || pid_alive(component)) && Instant::now() < gone {
         std::thread::sleep(Duration::from_millis(20));

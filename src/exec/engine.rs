@@ -605,7 +605,7 @@ async fn visit(ctx: &Context, unit: Unit) -> Visit {
             finish(
                 Status::Cancelled,
                 result.attempts,
-                Some("cancelled".into()),
+                Some("the run was cancelled while it ran".into()),
                 Default::default(),
                 result.tail,
             );
