@@ -755,9 +755,13 @@ fn decode(bytes: &[u8]) -> String {
     if text.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
         return text.into_owned();
     }
-    let mut shown: Vec<char> = Vec::with_capacity(text.len());
+    let plain = anstream::adapter::strip_str(&text).to_string();
+    if !plain.bytes().any(|b| b < 0x20 && b != b'\t') {
+        return plain;
+    }
+    let mut shown: Vec<char> = Vec::with_capacity(plain.len());
     let mut column = 0;
-    for c in anstream::adapter::strip_str(&text).flat_map(str::chars) {
+    for c in plain.chars() {
         if c == '\r' {
             column = 0;
             continue;
