@@ -410,6 +410,32 @@ fn a_50_mb_file_is_refused_by_the_budget_without_reading_it() {
     assert!(err.contains("over the limit of 33554432 bytes"), "{err}");
 }
 
+/// Nine levels of nine aliases: a few hundred bytes that expand to 387
+/// million nodes.
+#[test]
+fn an_alias_bomb_is_refused_by_the_node_budget_at_its_line() {
+    let mut config = common::VALID.to_string();
+    config.push_str("x-bomb:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (prev, name) in ('a'..='h').zip('b'..='i') {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        config.push_str(&format!("  {name}: &{name} [{refs}]\n"));
+    }
+    let err = rejects(
+        &config,
+        &["invalid YAML: the document has more than 1000000 nodes (aliases expanded)"],
+    );
+    // `g` expands to 9^7 = 4.8 million nodes: the budget runs out there.
+    let line = config.lines().position(|l| l.starts_with("  g: ")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("orchestrator.yaml:{line}:")),
+        "the line where the budget ran out:\n{err}"
+    );
+    assert!(
+        !err.contains("(at `"),
+        "a problem of the whole file has no key:\n{err}"
+    );
+}
+
 #[test]
 fn tabs_in_indentation_are_refused_with_a_position() {
     rejects(

@@ -115,7 +115,12 @@ impl Report {
         };
         let mut out = String::new();
         for d in &self.diagnostics {
-            let title = format!("{} (at `{}`)", d.message, d.key);
+            // A problem of the file as a whole (invalid YAML) has no key.
+            let title = if d.key.is_empty() {
+                d.message.clone()
+            } else {
+                format!("{} (at `{}`)", d.message, d.key)
+            };
             let line_text = self
                 .sources
                 .get(&d.file)
