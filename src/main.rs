@@ -1,6 +1,6 @@
 //! The `orchestrator` binary: parse arguments, run, map failures to exit codes.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(failure) => {
             let stderr = std::io::stderr();
-            let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let color = orchestrator_action::report::colour_on_stderr();
             let _ = stderr.lock().write_all(failure.render(color).as_bytes());
             ExitCode::from(u8::try_from(failure.exit_code()).unwrap_or(1))
         }

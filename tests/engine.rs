@@ -349,6 +349,63 @@ fn a_program_installed_by_a_dependency_is_found_by_its_dependents() {
     );
 }
 
+/// `orchestrator apply` in a terminal (a pseudo-terminal made by
+/// `script`), with `no_color` as `NO_COLOR`: its combined output.
+fn apply_in_a_terminal(repo: &Repo, no_color: bool) -> String {
+    let binary = assert_cmd::cargo::cargo_bin("orchestrator");
+    let mut script = Command::new("script");
+    script
+        .current_dir(repo.path())
+        .args(["--quiet", "--return", "--command"])
+        .arg(format!("{} apply --env dev", binary.display()))
+        .arg("/dev/null")
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("GITHUB_ACTIONS");
+    if no_color {
+        script.env("NO_COLOR", "1");
+    }
+    let out = script.output().expect("script (util-linux) runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    stdout(&out)
+}
+
+#[test]
+fn in_a_terminal_statuses_are_coloured_unless_no_color_is_set() {
+    let repo = repo(
+        &[
+            ("good", &[], "true"),
+            ("bad", &[], "exit 1"),
+            ("after", &["bad"], "true"),
+        ],
+        "",
+    );
+    let shown = apply_in_a_terminal(&repo, false);
+    for coloured in [
+        "good   \x1b[32msucceeded\x1b[0m",
+        "bad    \x1b[31mfailed\x1b[0m",
+        "after  \x1b[33mskipped\x1b[0m: bad failed",
+        "Run \x1b[31mfailed\x1b[0m in",
+    ] {
+        assert!(
+            shown.contains(coloured),
+            "missing `{}` in:\n{}",
+            coloured.escape_debug(),
+            shown.escape_debug()
+        );
+    }
+    std::fs::remove_dir_all(repo.path().join(".orchestrator")).unwrap();
+    let plain = apply_in_a_terminal(&repo, true);
+    assert!(plain.contains("Run failed in"), "{plain}");
+    for painted in ["\x1b[32m", "\x1b[31m", "\x1b[33m"] {
+        assert!(
+            !plain.contains(painted),
+            "NO_COLOR is set: {}",
+            plain.escape_debug()
+        );
+    }
+}
+
 #[test]
 fn a_skip_is_recorded_when_its_cause_fails_while_other_branches_still_run() {
     let repo = repo(

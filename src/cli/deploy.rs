@@ -310,7 +310,8 @@ pub(super) fn run_observed(
                 &finished,
                 multi_cloud,
                 started.elapsed(),
-                logs.dir()
+                logs.dir(),
+                crate::report::colour_on_stderr(),
             )
         ),
     }
@@ -615,13 +616,15 @@ impl Serialize for Components<'_> {
     }
 }
 
-/// The table printed at the end of a run.
+/// The table printed at the end of a run, its result in colour when
+/// `colour`.
 fn summary(
     result: RunResult,
     finished: &[Finished],
     multi_cloud: bool,
     took: Duration,
     logs: Option<&Path>,
+    colour: bool,
 ) -> String {
     let rows: Vec<Vec<String>> = finished
         .iter()
@@ -644,7 +647,13 @@ fn summary(
         &["COMPONENT", "ACTION", "STATUS", "ATTEMPTS", "DURATION"],
         &rows,
     ));
-    text.push_str(&format!("\nRun {} in {}.", result.as_str(), seconds(took)));
+    let style = match result {
+        RunResult::Succeeded => "32",
+        RunResult::Failed => "31",
+        RunResult::Cancelled => "33",
+    };
+    let outcome = crate::report::paint(colour, style, result.as_str());
+    text.push_str(&format!("\nRun {outcome} in {}.", seconds(took)));
     // Only components that printed have logs.
     if let Some(logs) = logs {
         text.push_str(&format!(" Logs: {}", logs.display()));

@@ -10,6 +10,35 @@ pub mod promotion;
 pub mod summary;
 pub mod terminal;
 
+/// Whether text for people on stderr may be coloured: stderr is a terminal
+/// and `NO_COLOR` is not set.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `text` in the ANSI style `code` (`1` bold, `31` red, ...) when `colour`,
+/// else as it is.
+pub fn paint(colour: bool, code: &str, text: &str) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The ANSI style of a component's status: green when it went as asked,
+/// red when it failed, yellow when it did not run to its end.
+pub fn status_style(status: crate::events::Status) -> &'static str {
+    use crate::events::Status;
+    match status {
+        Status::Succeeded | Status::Destroyed => "32",
+        Status::Failed => "31",
+        Status::Skipped | Status::Cancelled => "33",
+        Status::Pending | Status::Running => "0",
+    }
+}
+
 /// Lays out rows as left-aligned columns separated by two spaces, with no
 /// trailing spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

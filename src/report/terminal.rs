@@ -24,6 +24,8 @@ pub struct Terminal {
     running: usize,
     done: Vec<Status>,
     progress: Option<ProgressBar>,
+    /// Whether statuses are coloured: in a terminal, unless `NO_COLOR`.
+    colour: bool,
     out: BufWriter<Stderr>,
 }
 
@@ -38,6 +40,7 @@ impl Terminal {
             running: 0,
             done: Vec::new(),
             progress: None,
+            colour: false,
             out: BufWriter::new(std::io::stderr()),
         }
     }
@@ -118,6 +121,7 @@ impl crate::events::Subscriber for Terminal {
                     .map(|(t, _)| self.label(t).len())
                     .max()
                     .unwrap_or(0);
+                self.colour = super::colour_on_stderr();
                 if std::io::stderr().is_terminal() {
                     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                     bar.set_style(
@@ -182,11 +186,15 @@ impl crate::events::Subscriber for Terminal {
                     self.running = self.running.saturating_sub(1);
                 }
                 self.done.push(f.status);
+                let status = super::paint(
+                    self.colour,
+                    super::status_style(f.status),
+                    &f.status.to_string(),
+                );
                 let mut line = format!(
-                    "{} {:<w$}  {}",
+                    "{} {:<w$}  {status}",
                     self.stamp(),
                     self.label(&f.target),
-                    f.status,
                     w = self.width
                 );
                 if f.started_at.is_some() {
