@@ -678,6 +678,42 @@ async fn a_program_of_the_same_name_in_the_component_directory_is_not_run_instea
     assert!(dir.path().join("ran").exists());
 }
 
+/// A relative PATH entry means a directory under the one the step runs in,
+/// as for a shell started there, whichever component it is.
+#[tokio::test]
+async fn a_relative_path_entry_is_relative_to_the_components_directory() {
+    let root = TempDir::new().unwrap();
+    for name in ["one", "two"] {
+        let bin = root.path().join(name).join("tools");
+        std::fs::create_dir_all(&bin).unwrap();
+        let tool = bin.join("orchestrator-test-relative");
+        std::fs::write(&tool, format!("#!/bin/sh\necho {name}\n")).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for name in ["one", "two"] {
+        let mut job = shell_job(&root.path().join(name), "");
+        job.env = vec![(
+            "PATH".to_string(),
+            format!("tools:{}", std::env::var("PATH").unwrap()),
+        )];
+        job.steps = vec![Step {
+            program: "orchestrator-test-relative".to_string(),
+            args: Vec::new(),
+        }];
+        let ran = run(&job).await;
+        assert!(
+            matches!(ran.result.outcome, Outcome::Succeeded),
+            "{:?}",
+            ran.result.outcome
+        );
+        assert_eq!(
+            ran.lines(Stream::Stdout),
+            [name],
+            "the tool of `{name}` ran"
+        );
+    }
+}
+
 #[tokio::test]
 async fn each_step_is_announced_before_it_runs() {
     let dir = TempDir::new().unwrap();

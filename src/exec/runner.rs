@@ -21,7 +21,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -521,7 +521,7 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
     // Its own process group (see `child`): signals reach the step's whole
     // process tree, and a Ctrl-C in the terminal reaches only the
     // orchestrator, which then stops the steps gracefully itself.
-    let Some(program) = resolve(&step.program, path) else {
+    let Some(program) = resolve(&step.program, path, &job.cwd) else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("`{}` was not found on PATH", step.program),
@@ -536,12 +536,15 @@ fn spawn(job: &Job, step: &Step) -> std::io::Result<Spawned> {
 /// with `execve`, which a run of thousands of steps pays for in kernel
 /// time, and `execve` of a bare name that is on no PATH would run a file
 /// of that name in the component's directory, which a shell never does.
-/// A name with a slash is a path, as in a shell.
-fn resolve(program: &str, path: Option<&str>) -> Option<PathBuf> {
+/// A name with a slash is a path, as in a shell. A relative PATH entry
+/// (`bin`, or an empty one, which means `.`) is relative to `cwd`, the
+/// directory the step runs in, as it would be for a shell there.
+fn resolve(program: &str, path: Option<&str>, cwd: &Path) -> Option<PathBuf> {
     /// Resolved paths by program and PATH: a run has a few of each, so a
     /// list searched without allocating beats a map keyed by owned strings.
-    /// Only what was found is kept: a component may install a program that
-    /// its dependents run.
+    /// Only what was found is kept (a component may install a program that
+    /// its dependents run), and only for a PATH of absolute entries (what a
+    /// relative one finds depends on the step's directory).
     type Resolved = Vec<(String, Option<String>, PathBuf)>;
     static RESOLVED: Mutex<Resolved> = Mutex::new(Vec::new());
     if program.contains('/') {
@@ -559,16 +562,30 @@ fn resolve(program: &str, path: Option<&str>) -> Option<PathBuf> {
         .map(str::to_string)
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
-    let found = std::env::split_paths(&search)
-        .map(|dir| dir.join(program))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })?;
-    if let Ok(mut m) = RESOLVED.lock() {
-        m.push((program.to_string(), path.map(str::to_string), found.clone()));
+    let executable = |candidate: &Path| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let mut absolute = true;
+    for dir in std::env::split_paths(&search) {
+        let candidate = if dir.is_absolute() {
+            dir.join(program)
+        } else {
+            absolute = false;
+            std::path::absolute(cwd.join(dir).join(program)).ok()?
+        };
+        if executable(&candidate) {
+            if absolute && let Ok(mut m) = RESOLVED.lock() {
+                m.push((
+                    program.to_string(),
+                    path.map(str::to_string),
+                    candidate.clone(),
+                ));
+            }
+            return Some(candidate);
+        }
     }
-    Some(found)
+    None
 }
 
 /// The next line of a stream still open; pending forever once it is closed,
