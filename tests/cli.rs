@@ -32,6 +32,32 @@ fn validate_summarises_a_valid_config() {
     );
 }
 
+#[test]
+fn validate_counts_one_of_each_in_the_singular() {
+    let repo = Repo::new();
+    repo.mkdir("c");
+    repo.write(
+        "orchestrator.yaml",
+        "version: 1\ncomponents:\n  a:\n    path: c\n    runner: shell\n    commands:\n      apply: \"true\"\nenvironments:\n  dev: {clouds: [aws]}\n",
+    );
+    assert_eq!(
+        ok(&repo, &["validate"]),
+        "orchestrator.yaml is valid: 1 component in 1 wave, 1 environment (1 environment/cloud target)\n"
+    );
+    // And one error is an error.
+    repo.write(
+        "orchestrator.yaml",
+        "version: 1\ncomponents:\n  a:\n    path: c\n    runner: shell\n    commands:\n      apply: \"true\"\nenvironments:\n  dev: {clouds: [aws]}\nextra: 1\n",
+    );
+    let out = repo.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).ends_with("\n1 error found; nothing was changed\n"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// On GitHub Actions, starting libgit2 adds the workspace to
 /// `safe.directory` in `$HOME/.gitconfig`: the commands that read only the
 /// config do not start it, those that may open the repository do.

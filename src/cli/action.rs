@@ -607,8 +607,8 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
         )
     } else {
         format!(
-            "## ❌ validate: {errors} problem{}\n\n",
-            if errors == 1 { "" } else { "s" }
+            "## ❌ validate: {}\n\n",
+            crate::report::counted(errors, "problem")
         )
     };
     if errors > 0 {

@@ -46,12 +46,12 @@ pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Resu
             .waves(&c.graph.all(), crate::graph::Walk::Dependents);
         writeln!(
             out,
-            "{} is valid: {} components in {} waves, {} environments ({} environment/cloud targets)",
+            "{} is valid: {} in {}, {} ({})",
             c.file.display(),
-            c.components.len(),
-            waves.len(),
-            c.environments.len(),
-            targets
+            report::counted(c.components.len(), "component"),
+            report::counted(waves.len(), "wave"),
+            report::counted(c.environments.len(), "environment"),
+            report::counted(targets, "environment/cloud target"),
         )?;
     }
     Ok(())

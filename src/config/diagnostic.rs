@@ -147,11 +147,10 @@ impl Report {
             }
             let _ = writeln!(out, "{}\n", renderer.render(&[group]));
         }
-        let n = self.diagnostics.len();
         let _ = writeln!(
             out,
-            "{n} error{} found; nothing was changed",
-            if n == 1 { "" } else { "s" }
+            "{} found; nothing was changed",
+            crate::report::counted(self.diagnostics.len(), "error")
         );
         out
     }

@@ -173,8 +173,8 @@ impl Subscriber for ActionsLog {
                 self.multi_cloud = crate::events::several_clouds(targets);
                 let n = targets.len();
                 let text = format!(
-                    "Run {run_id}: {n} component{} in {environment}\n",
-                    if n == 1 { "" } else { "s" }
+                    "Run {run_id}: {} in {environment}\n",
+                    crate::report::counted(n, "component")
                 );
                 self.write(&text);
             }

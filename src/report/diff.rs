@@ -43,15 +43,15 @@ impl View<'_> {
             return format!(
                 "{}: no differences in {}",
                 self.title,
-                plural(self.components.len(), "component")
+                super::counted(self.components.len(), "component")
             );
         }
         let mut line = format!(
             "{}: {} in {} of {}",
             self.title,
-            plural(changes, "change"),
+            super::counted(changes, "change"),
             self.changed().count(),
-            plural(self.components.len(), "component")
+            super::counted(self.components.len(), "component")
         );
         if self.mark_promotable {
             let promotable: usize = self.components.iter().map(ComponentDiff::promotable).sum();
@@ -68,20 +68,12 @@ impl View<'_> {
         let mut line = match c.presence {
             Presence::FromOnly => format!("only in {}", self.from),
             Presence::ToOnly => format!("only in {}", self.to),
-            Presence::Both => plural(c.changes.len(), "change"),
+            Presence::Both => super::counted(c.changes.len(), "change"),
         };
         if self.mark_promotable && c.promotable() > 0 {
             let _ = write!(line, ", {} promotable", c.promotable());
         }
         line
-    }
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 
@@ -138,7 +130,7 @@ fn body(change: &Change) -> (String, Vec<(Mark, String)>) {
             .count();
         note = format!(
             "multiline text: {} added, {} removed",
-            plural(added, "line"),
+            super::counted(added, "line"),
             removed
         );
         for line in diff {
@@ -146,7 +138,10 @@ fn body(change: &Change) -> (String, Vec<(Mark, String)>) {
                 Line::Same(t) => (Mark::Same, t.to_string()),
                 Line::Removed(t) => (Mark::Old, t.to_string()),
                 Line::Added(t) => (Mark::New, t.to_string()),
-                Line::Skipped(n) => (Mark::Note, format!("({} unchanged)", plural(n, "line"))),
+                Line::Skipped(n) => (
+                    Mark::Note,
+                    format!("({} unchanged)", super::counted(n, "line")),
+                ),
             });
         }
         return (note, lines);

@@ -74,10 +74,9 @@ pub fn text(doc: &GraphDocument<'_>) -> String {
     let n = doc.components.len();
     let _ = writeln!(
         out,
-        "{n} component{} in {} wave{}\n",
-        plural(n),
-        doc.waves.len(),
-        plural(doc.waves.len())
+        "{} in {}\n",
+        super::counted(n, "component"),
+        super::counted(doc.waves.len(), "wave")
     );
     let width = doc
         .components
@@ -174,8 +173,4 @@ pub fn dot(doc: &GraphDocument<'_>) -> String {
     }
     out.push_str("}\n");
     out
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }

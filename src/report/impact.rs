@@ -106,10 +106,9 @@ fn environment(out: &mut String, config: &Config, env: &EnvImpact) {
         let names: Vec<String> = env.runs.iter().map(|n| format!("`{n}`")).collect();
         let _ = writeln!(
             out,
-            "After merge, `orchestrator apply --env {} --changed` runs {} component{}: {}.\n",
+            "After merge, `orchestrator apply --env {} --changed` runs {}: {}.\n",
             env.env,
-            env.runs.len(),
-            if env.runs.len() == 1 { "" } else { "s" },
+            super::counted(env.runs.len(), "component"),
             names.join(", ")
         );
         out.push_str("| Component | Why it runs |\n| --- | --- |\n");

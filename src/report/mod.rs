@@ -10,6 +10,15 @@ pub mod promotion;
 pub mod summary;
 pub mod terminal;
 
+/// `n` and `noun`, plural unless `n` is 1: `1 component`, `3 waves`.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Whether text for people on stderr may be coloured: stderr is a terminal
 /// and `NO_COLOR` is not set.
 pub fn colour_on_stderr() -> bool {

@@ -207,9 +207,8 @@ pub fn run_page(
         let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
         let _ = write!(
             line,
-            ": {} component{}, {}.",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" },
+            ": {}, {}.",
+            super::counted(results.len(), "component"),
             parts.join(", ")
         );
     }
@@ -378,10 +377,9 @@ pub fn plan_page(config: &Config, command: &str, plans: &[Value], links: &RunLin
         })
         .collect();
     let mut about = vec![format!(
-        "{}: {to_run} of {} component{} to run.",
+        "{}: {to_run} of {} to run.",
         links.run,
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
+        super::counted(rows.len(), "component")
     )];
     if !missing.is_empty() {
         about.push(format!(

@@ -132,9 +132,8 @@ impl crate::events::Subscriber for Terminal {
                     self.progress = Some(bar);
                 }
                 let line = format!(
-                    "Run {run_id}: {} component{} in {environment}",
-                    self.total,
-                    if self.total == 1 { "" } else { "s" }
+                    "Run {run_id}: {} in {environment}",
+                    super::counted(self.total, "component")
                 );
                 self.say(format_args!("{line}"));
                 self.update_progress();
