@@ -484,8 +484,10 @@ fn collect_files(
     }
 }
 
+/// Whether anyone may execute the file `m` describes (what git records as
+/// mode 100755).
 #[cfg(unix)]
-fn is_executable(m: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(m: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     m.permissions().mode() & 0o111 != 0
 }

@@ -20,7 +20,6 @@ use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
@@ -564,7 +563,7 @@ fn resolve(program: &str, path: Option<&str>, cwd: &Path) -> Option<PathBuf> {
         .unwrap_or_default();
     let executable = |candidate: &Path| {
         std::fs::metadata(candidate)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .is_ok_and(|m| m.is_file() && crate::fingerprint::is_executable(&m))
     };
     let mut absolute = true;
     for dir in std::env::split_paths(&search) {
@@ -572,7 +571,10 @@ fn resolve(program: &str, path: Option<&str>, cwd: &Path) -> Option<PathBuf> {
             dir.join(program)
         } else {
             absolute = false;
-            std::path::absolute(cwd.join(dir).join(program)).ok()?
+            let Ok(candidate) = std::path::absolute(cwd.join(dir).join(program)) else {
+                continue;
+            };
+            candidate
         };
         if executable(&candidate) {
             if absolute && let Ok(mut m) = RESOLVED.lock() {
