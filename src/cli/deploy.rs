@@ -16,7 +16,7 @@ use super::{
     open_store, request, usage,
 };
 use crate::config::{CloudName, ComponentName, Config, EnvName};
-use crate::events::{Finished, RunResult, Subscriber};
+use crate::events::{Finished, RunResult, Status, Subscriber};
 use crate::exec::engine::{self, Options};
 use crate::fingerprint::Fingerprinter;
 use crate::github::RunContext;
@@ -647,11 +647,13 @@ fn summary(
         &["COMPONENT", "ACTION", "STATUS", "ATTEMPTS", "DURATION"],
         &rows,
     ));
-    let style = match result {
-        RunResult::Succeeded => "32",
-        RunResult::Failed => "31",
-        RunResult::Cancelled => "33",
+    // In the colour of the status of the same name.
+    let status = match result {
+        RunResult::Succeeded => Status::Succeeded,
+        RunResult::Failed => Status::Failed,
+        RunResult::Cancelled => Status::Cancelled,
     };
+    let style = crate::report::status_style(status);
     let outcome = crate::report::paint(colour, style, result.as_str());
     text.push_str(&format!("\nRun {outcome} in {}.", seconds(took)));
     // Only components that printed have logs.
