@@ -144,6 +144,17 @@ pub struct Planned {
 }
 
 impl Plan {
+    /// How each of [`Plan::missing`] relates to the planned components it
+    /// names: a deploy's are `needed by` them, a destroy's `depends on`
+    /// them.
+    pub fn missing_relation(&self) -> &'static str {
+        if self.destroy {
+            "depends on"
+        } else {
+            "needed by"
+        }
+    }
+
     /// Dependencies outside the run that are deployed and current, with the
     /// components that need them: the run relies on them as they are. A
     /// destroy relies on none.

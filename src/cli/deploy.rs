@@ -431,8 +431,7 @@ fn check_missing(plans: &[crate::plan::Plan]) -> Result<(), Failure> {
     let missing: Vec<String> = plans
         .iter()
         .flat_map(|p| {
-            // A destroy is held up by what depends on its components.
-            let relation = if p.destroy { "depends on" } else { "needed by" };
+            let relation = p.missing_relation();
             p.missing.iter().map(move |m| {
                 let by = m
                     .needed_by

@@ -71,23 +71,25 @@ pub fn text(config: &Config, plan: &Plan) -> String {
             let _ = writeln!(out, "  {dep} (needed by {})", names(needed_by));
         }
     }
-    // What stands in a destroy's way depends on what it destroys.
-    if !plan.missing.is_empty() && plan.destroy {
-        out.push_str(
-            "\nNot in this run, and still deployed though they depend on what it destroys:\n",
-        );
+    if !plan.missing.is_empty() {
+        // What stands in a destroy's way depends on what it destroys.
+        let (heading, advice) = if plan.destroy {
+            (
+                "Not in this run, and still deployed though they depend on what it destroys:",
+                "Add --with-dependents to include them; a destroy refuses to start while they remain.",
+            )
+        } else {
+            (
+                "Not in this run, and not deployed at their current version:",
+                "Add --with-deps to include them; a run refuses to start without them.",
+            )
+        };
+        let _ = writeln!(out, "\n{heading}");
+        let relation = plan.missing_relation();
         for m in &plan.missing {
-            let _ = writeln!(out, "  {} (depends on {})", m.name, names(&m.needed_by));
+            let _ = writeln!(out, "  {} ({relation} {})", m.name, names(&m.needed_by));
         }
-        out.push_str(
-            "Add --with-dependents to include them; a destroy refuses to start while they remain.\n",
-        );
-    } else if !plan.missing.is_empty() {
-        out.push_str("\nNot in this run, and not deployed at their current version:\n");
-        for m in &plan.missing {
-            let _ = writeln!(out, "  {} (needed by {})", m.name, names(&m.needed_by));
-        }
-        out.push_str("Add --with-deps to include them; a run refuses to start without them.\n");
+        let _ = writeln!(out, "{advice}");
     }
     out
 }
