@@ -319,8 +319,8 @@ fn a_program_installed_by_a_dependency_is_found_by_its_dependents() {
         repo.path().join("bin").display(),
         std::env::var("PATH").unwrap()
     );
-    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-        .current_dir(repo.path())
+    let out = repo
+        .command()
         .env("PATH", path)
         .args(["apply", "--env", "dev", "--on-failure", "continue"])
         .args(["--format", "json"])
@@ -435,8 +435,7 @@ fn a_skip_is_recorded_when_its_cause_fails_while_other_branches_still_run() {
     let mut held = Held(
         &repo,
         Some(
-            Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-                .current_dir(repo.path())
+            repo.command()
                 .args(["apply", "--env", "dev", "--format", "json"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -618,8 +617,8 @@ fn scratch_directories_of_killed_runs_are_removed_and_a_finished_run_leaves_none
     )
     .unwrap();
 
-    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-        .current_dir(repo.path())
+    let out = repo
+        .command()
         .env("TMPDIR", tmp.path())
         .args(["apply", "--env", "dev", "--format", "json"])
         .output()
@@ -1141,8 +1140,8 @@ fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process()
         ],
         "",
     );
-    let child = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-        .current_dir(repo.path())
+    let child = repo
+        .command()
         .args(["apply", "--env", "dev", "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1348,8 +1347,8 @@ fn the_example_applies_end_to_end_with_parallel_branches() {
     for entry in ["orchestrator.yaml", "environments", "examples"] {
         copy(&root.join(entry), &repo.path().join(entry));
     }
-    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-        .current_dir(repo.path())
+    let out = repo
+        .command()
         .env("EXAMPLE_SPEED", "0")
         // The README's first command.
         .args(["apply", "--env", "dev", "--no-commit", "--format", "json"])
@@ -1443,8 +1442,8 @@ fn tofu_components_run_init_then_apply_with_their_values_as_a_var_file() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-        .current_dir(repo.path())
+    let out = repo
+        .command()
         .env(
             "PATH",
             format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
@@ -1487,8 +1486,8 @@ fn killing_the_orchestrator_with_sigkill_never_leaves_a_torn_state_file() {
     let mut last_serial = 0;
     for _ in 0..25 {
         let _ = std::fs::remove_dir_all(repo.path().join(".orchestrator/logs"));
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-            .current_dir(repo.path())
+        let mut child = repo
+            .command()
             .args([
                 "apply",
                 "--env",

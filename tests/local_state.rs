@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -59,8 +59,7 @@ fn state(repo: &Repo) -> Value {
 
 /// Starts `apply` of `components` (comma-separated) in dev.
 fn apply(repo: &Repo, components: &str) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("orchestrator"))
-        .current_dir(repo.path())
+    repo.command()
         .env("NO_COLOR", "1")
         .args(["apply", "--env", "dev", "--components", components])
         .stdout(Stdio::piped())

@@ -6,9 +6,8 @@
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
-use assert_cmd::Command;
 use tempfile::TempDir;
 
 /// A throwaway repository directory.
@@ -129,15 +128,18 @@ impl Repo {
         std::fs::create_dir_all(self.dir.path().join(rel)).expect("mkdir");
     }
 
+    /// The binary, to be started in the repository: for runs that need
+    /// more than [`Repo::run`] gives (their own environment, pipes, a
+    /// signal while they run).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("orchestrator"));
+        cmd.current_dir(self.dir.path()).env("NO_COLOR", "1");
+        cmd
+    }
+
     /// Runs the binary in the repository with these arguments.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::cargo_bin("orchestrator")
-            .expect("binary")
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .args(args)
-            .output()
-            .expect("run")
+        self.command().args(args).output().expect("run")
     }
 }
 
