@@ -6,8 +6,13 @@
 //! are identified by the git tree id of the component's directory at HEAD,
 //! which costs nothing to read; when the directory has uncommitted changes,
 //! or the repository is not a git repository, by a hash of the files
-//! themselves. Timeouts, retries and descriptions are left out: changing
-//! them changes nothing that is deployed.
+//! themselves (but those git ignores). Timeouts, retries and descriptions
+//! are left out: changing them changes nothing that is deployed.
+//!
+//! What tools write into a component as they deploy it (provider caches,
+//! the state of a local backend) is neither hashed nor taken for an
+//! uncommitted change: otherwise every deploy would leave its component
+//! changed, and the next run would deploy it again.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -23,8 +28,52 @@ use sha2::{Digest, Sha256};
 use crate::config::{CloudName, Component, Config, EnvName, values};
 
 /// Directories tools create inside a component that say nothing about what
-/// it deploys (provider caches, local state); left out of content hashes.
-const IGNORED_DIRS: [&str; 4] = [".git", ".terraform", ".terragrunt-cache", ".orchestrator"];
+/// it deploys: provider and module caches, and the local state of
+/// OpenTofu/Terraform workspaces.
+const IGNORED_DIRS: [&str; 5] = [
+    ".git",
+    ".terraform",
+    ".terragrunt-cache",
+    ".orchestrator",
+    "terraform.tfstate.d",
+];
+
+/// Files OpenTofu and Terraform write into a component as they deploy it
+/// with a local backend: the state, its backup and its lock. What a deploy
+/// leaves behind, not what it is made of. (`.terraform.lock.hcl` is not
+/// among them: it pins the providers, and belongs in the repository.)
+const IGNORED_FILES: [&str; 3] = [
+    "terraform.tfstate",
+    "terraform.tfstate.backup",
+    ".terraform.tfstate.lock.info",
+];
+
+/// Whether an entry named `name` of a component's directory tree is left
+/// out of its fingerprint.
+fn left_out(name: &[u8], is_dir: bool) -> bool {
+    let names: &[&str] = if is_dir {
+        &IGNORED_DIRS
+    } else {
+        &IGNORED_FILES
+    };
+    names.iter().any(|n| name == n.as_bytes())
+}
+
+/// Whether the repository-relative `path` git reports as changed (a
+/// directory as `dir/`) is, or lies in, something left out.
+fn left_out_path(path: &[u8]) -> bool {
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    let mut parts = path.split(|b| *b == b'/').peekable();
+    while let Some(part) = parts.next() {
+        // The last part may name a file or a directory (or a symbolic
+        // link to one, which git lists as a file).
+        let last = parts.peek().is_none();
+        if left_out(part, true) || (last && left_out(part, false)) {
+            return true;
+        }
+    }
+    false
+}
 
 /// At most this many threads hash files; reading a thousand small
 /// directories is done in a few milliseconds with two.
@@ -35,10 +84,9 @@ const MAX_THREADS: usize = 8;
 pub struct Fingerprinter {
     root: PathBuf,
     repo: Option<Repository>,
-    /// The repository-relative paths with uncommitted changes, sorted:
-    /// one status of the working tree, taken when first needed. `None`
+    /// One status of the working tree, taken when first needed. `None`
     /// inside when there is no status to take.
-    changed: std::cell::OnceCell<Option<Vec<Vec<u8>>>>,
+    worktree: std::cell::OnceCell<Option<Worktree>>,
     /// The digests of one environment's values files as the run read them
     /// ([`values::Loaded`]), used instead of reading the files again.
     values: Option<(EnvName, Vec<[u8; 32]>)>,
@@ -57,7 +105,7 @@ impl Fingerprinter {
         Fingerprinter {
             root,
             repo,
-            changed: std::cell::OnceCell::new(),
+            worktree: std::cell::OnceCell::new(),
             values: None,
         }
     }
@@ -95,7 +143,7 @@ impl Fingerprinter {
             .git_trees(std::slice::from_ref(&dir))
             .pop()
             .flatten()
-            .unwrap_or_else(|| content_hash(&dir));
+            .unwrap_or_else(|| content_hash(&dir, self.worktree()));
         let values = values_digest(config, env, component);
         combine(&files, &values, component, env, cloud)
     }
@@ -130,8 +178,11 @@ impl Fingerprinter {
             })
             .collect();
         let trees = self.git_trees(&dirs);
+        let worktree = self.worktree();
         let files = parallel(dirs.len(), |i| {
-            trees[i].clone().unwrap_or_else(|| content_hash(&dirs[i]))
+            trees[i]
+                .clone()
+                .unwrap_or_else(|| content_hash(&dirs[i], worktree))
         });
         let known = self
             .values
@@ -181,13 +232,13 @@ impl Fingerprinter {
         let Some(repo) = self.repo.as_ref() else {
             return none();
         };
-        let (Some(workdir), Ok(head)) = (
-            repo.workdir().and_then(|w| std::fs::canonicalize(w).ok()),
-            repo.head().and_then(|h| h.peel_to_tree()),
-        ) else {
+        let Ok(head) = repo.head().and_then(|h| h.peel_to_tree()) else {
             return none();
         };
-        let Some(changed) = self.changed.get_or_init(|| changed_paths(repo)) else {
+        let Some(Worktree {
+            workdir, changed, ..
+        }) = self.worktree()
+        else {
             return none();
         };
         let mut trees = Trees {
@@ -197,7 +248,7 @@ impl Fingerprinter {
         };
         dirs.iter()
             .map(|dir| {
-                let rel = dir.strip_prefix(&workdir).ok()?;
+                let rel = dir.strip_prefix(workdir).ok()?;
                 if holds_change(changed, rel) {
                     return None;
                 }
@@ -249,24 +300,82 @@ impl<'r> Trees<'r> {
     }
 }
 
-/// The repository-relative paths of every uncommitted change, untracked
-/// files included, sorted; `None` when git cannot say. A directory holding
-/// only untracked files comes as the directory (`cache/`), as `git status`
-/// shows it: the directories it is in hold a change either way, and git
-/// need not list what may be thousands of files (an untracked
+impl Fingerprinter {
+    /// The status of the working tree, taken on first use; `None` outside
+    /// a repository or when git cannot say.
+    fn worktree(&self) -> Option<&Worktree> {
+        self.worktree
+            .get_or_init(|| Worktree::of(self.repo.as_ref()?))
+            .as_ref()
+    }
+}
+
+/// What one `git status` says of the working tree, as repository-relative
+/// paths, each list sorted. A directory whose files all come under one
+/// heading comes as the directory (`cache/`), as `git status` shows it:
+/// git need not list what may be thousands of files (an untracked
 /// `node_modules` made a plan of 1,000 components 0.15 s slower).
-fn changed_paths(repo: &Repository) -> Option<Vec<Vec<u8>>> {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(false)
-        .include_ignored(false);
-    let statuses = repo.statuses(Some(&mut opts)).ok()?;
-    let mut changed: Vec<Vec<u8>> = statuses
-        .iter()
-        .map(|entry| entry.path_bytes().to_vec())
-        .collect();
-    changed.sort_unstable();
-    Some(changed)
+struct Worktree {
+    /// Where the working tree is, without symbolic links.
+    workdir: PathBuf,
+    /// Every uncommitted change, untracked files included, but what is
+    /// [left out](left_out_path) of fingerprints.
+    changed: Vec<Vec<u8>>,
+    /// What git ignores (`.gitignore` and the like) and does not track.
+    ignored: Vec<Vec<u8>>,
+}
+
+impl Worktree {
+    fn of(repo: &Repository) -> Option<Worktree> {
+        let workdir = std::fs::canonicalize(repo.workdir()?).ok()?;
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(false)
+            .include_ignored(true)
+            .recurse_ignored_dirs(false);
+        let statuses = repo.statuses(Some(&mut opts)).ok()?;
+        let (mut changed, mut ignored) = (Vec::new(), Vec::new());
+        for entry in statuses.iter() {
+            let path = entry.path_bytes();
+            if entry.status().is_ignored() {
+                ignored.push(path.to_vec());
+            } else if !left_out_path(path) {
+                changed.push(path.to_vec());
+            }
+        }
+        changed.sort_unstable();
+        ignored.sort_unstable();
+        Some(Worktree {
+            workdir,
+            changed,
+            ignored,
+        })
+    }
+
+    /// Whether git ignores `path`, an untracked file (or directory, with
+    /// `is_dir`) somewhere under the working tree.
+    fn ignores(&self, path: &Path, is_dir: bool) -> bool {
+        if self.ignored.is_empty() {
+            return false;
+        }
+        let Ok(rel) = path.strip_prefix(&self.workdir) else {
+            return false;
+        };
+        let rel = rel.as_os_str().as_bytes();
+        let found = |p: &[u8]| {
+            self.ignored
+                .binary_search_by(|i| i.as_slice().cmp(p))
+                .is_ok()
+        };
+        if is_dir {
+            let mut dir = Vec::with_capacity(rel.len() + 1);
+            dir.extend_from_slice(rel);
+            dir.push(b'/');
+            found(&dir)
+        } else {
+            found(rel)
+        }
+    }
 }
 
 /// Whether any of the sorted repository-relative paths `changed` is `rel`
@@ -396,15 +505,16 @@ pub fn definition<'c>(
 
 /// `files:<sha256>` over every file under `dir` (path, executable bit and
 /// content), in sorted order so the result does not depend on the file
-/// system's listing order.
-fn content_hash(dir: &Path) -> String {
+/// system's listing order. What is [left out](left_out) is not hashed, nor
+/// is what git ignores in `worktree`.
+fn content_hash(dir: &Path, worktree: Option<&Worktree>) -> String {
     let mut files = Vec::new();
     // One buffer serves every directory under `dir`: each is listed to the
     // end before the next is opened. (`read_dir` allocates 32 KiB for each
     // directory it opens, and checks it with an extra `fstat`: a thousand
     // small component directories paid more for that than for the listing.)
     let mut listing = [MaybeUninit::<u8>::uninit(); LISTING_BYTES];
-    collect_files(dir, dir, &mut listing, &mut files);
+    collect_files(dir, dir, worktree, &mut listing, &mut files);
     files.sort();
     let mut h = Sha256::new();
     let mut buf = Vec::new();
@@ -430,12 +540,13 @@ fn content_hash(dir: &Path) -> String {
 const LISTING_BYTES: usize = 8 * 1024;
 
 /// Adds every file under `dir` to `out` as (path relative to `base`, path).
-/// A symbolic link counts as a file, whatever it points at; subdirectories
-/// named in [`IGNORED_DIRS`] are left out. An unreadable directory adds
-/// nothing.
+/// A symbolic link counts as a file, whatever it points at; what is
+/// [left out](left_out), and what git ignores in `worktree`, is not added.
+/// An unreadable directory adds nothing.
 fn collect_files(
     base: &Path,
     dir: &Path,
+    worktree: Option<&Worktree>,
     listing: &mut [MaybeUninit<u8>],
     out: &mut Vec<(String, PathBuf)>,
 ) {
@@ -464,11 +575,16 @@ fn collect_files(
             }
             kind => kind,
         };
+        let is_dir = kind == FileType::Directory;
+        if left_out(name, is_dir) {
+            continue;
+        }
         let path = dir.join(std::ffi::OsStr::from_bytes(name));
-        if kind == FileType::Directory {
-            if !IGNORED_DIRS.iter().any(|d| name == d.as_bytes()) {
-                subdirs.push(path);
-            }
+        if worktree.is_some_and(|w| w.ignores(&path, is_dir)) {
+            continue;
+        }
+        if is_dir {
+            subdirs.push(path);
         } else {
             let rel = path
                 .strip_prefix(base)
@@ -480,7 +596,7 @@ fn collect_files(
     }
     drop(fd);
     for subdir in subdirs {
-        collect_files(base, &subdir, listing, out);
+        collect_files(base, &subdir, worktree, listing, out);
     }
 }
 
@@ -597,16 +713,7 @@ mod tests {
     fn directories_at_head_get_the_ids_a_lookup_from_head_gives() {
         let tmp = tempfile::TempDir::new().unwrap();
         let root = std::fs::canonicalize(tmp.path()).unwrap();
-        let git = |args: &[&str]| {
-            let status = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-                .args(args)
-                .current_dir(&root)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
+        let git = |args: &[&str]| git_in(&root, args);
         git(&["init", "-q", "-b", "main"]);
         for dir in [
             "c/a",
@@ -644,7 +751,7 @@ mod tests {
         let fingerprinter = Fingerprinter {
             root: root.clone(),
             repo: Some(git2::Repository::open(&root).unwrap()),
-            changed: std::cell::OnceCell::new(),
+            worktree: std::cell::OnceCell::new(),
             values: None,
         };
         let rels = [
@@ -695,29 +802,146 @@ mod tests {
         let tmp = tempfile::TempDir::new().unwrap();
         let dir = tmp.path();
         std::fs::write(dir.join("main.tf"), "a").unwrap();
-        let first = content_hash(dir);
+        let first = content_hash(dir, None);
         std::fs::create_dir_all(dir.join(".terraform/providers")).unwrap();
         std::fs::write(dir.join(".terraform/providers/x"), "cache").unwrap();
-        assert_eq!(content_hash(dir), first, ".terraform is ignored");
+        assert_eq!(content_hash(dir, None), first, ".terraform is ignored");
         std::fs::write(dir.join("main.tf"), "b").unwrap();
-        let second = content_hash(dir);
+        let second = content_hash(dir, None);
         assert_ne!(second, first);
         // The executable bit counts: a script made runnable is a change.
         use std::os::unix::fs::PermissionsExt;
         let mode = |m| std::fs::Permissions::from_mode(m);
         std::fs::set_permissions(dir.join("main.tf"), mode(0o755)).unwrap();
-        let runnable = content_hash(dir);
+        let runnable = content_hash(dir, None);
         assert_ne!(runnable, second);
         std::fs::set_permissions(dir.join("main.tf"), mode(0o644)).unwrap();
-        assert_eq!(content_hash(dir), second);
+        assert_eq!(content_hash(dir, None), second);
         // Through a symbolic link, the file it points at is hashed.
         std::os::unix::fs::symlink("main.tf", dir.join("link.tf")).unwrap();
         std::fs::set_permissions(dir.join("main.tf"), mode(0o755)).unwrap();
-        let linked = content_hash(dir);
+        let linked = content_hash(dir, None);
         std::fs::remove_file(dir.join("link.tf")).unwrap();
         std::fs::copy(dir.join("main.tf"), dir.join("link.tf")).unwrap();
         std::fs::set_permissions(dir.join("link.tf"), mode(0o755)).unwrap();
-        assert_eq!(content_hash(dir), linked);
+        assert_eq!(content_hash(dir, None), linked);
+    }
+
+    /// Runs git in `root`; the test fails if it does.
+    fn git_in(root: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(root)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn what_a_deploy_leaves_in_its_directory_is_not_hashed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("main.tf"), "a").unwrap();
+        let first = content_hash(dir, None);
+        // A local backend's state, its backup and lock, and workspaces.
+        for (file, text) in [
+            ("terraform.tfstate", "{}"),
+            ("terraform.tfstate.backup", "{}"),
+            (".terraform.tfstate.lock.info", "{}"),
+            ("terraform.tfstate.d/staging/terraform.tfstate", "{}"),
+            ("modules/vpc/terraform.tfstate", "{}"),
+        ] {
+            std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(file), text).unwrap();
+            assert_eq!(content_hash(dir, None), first, "{file}");
+        }
+        // The providers' lock is an input: it says which providers run.
+        std::fs::write(dir.join(".terraform.lock.hcl"), "provider {}").unwrap();
+        assert_ne!(content_hash(dir, None), first);
+    }
+
+    #[test]
+    fn changes_git_reports_in_what_a_deploy_leaves_are_no_changes() {
+        for left in [
+            "c/net/.terraform/",
+            "c/net/.terraform/modules/vpc/main.tf",
+            "c/net/.terraform",
+            "c/net/terraform.tfstate",
+            "c/net/terraform.tfstate.backup",
+            "c/net/.terraform.tfstate.lock.info",
+            "c/net/terraform.tfstate.d/",
+            ".terragrunt-cache/",
+        ] {
+            assert!(left_out_path(left.as_bytes()), "{left}");
+        }
+        for change in [
+            "c/net/main.tf",
+            "c/net/.terraform.lock.hcl",
+            "c/terraform.tfstate/main.tf",
+            "c/net/terraform.tfstate.json",
+            "c/terraform/",
+        ] {
+            assert!(!left_out_path(change.as_bytes()), "{change}");
+        }
+    }
+
+    /// In a repository, a directory is what git holds of it: what a deploy
+    /// leaves there does not make it changed, and once it has uncommitted
+    /// changes, the files git ignores are not hashed with the others.
+    #[test]
+    fn in_a_repository_a_directory_is_what_git_holds_of_it() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let git = |args: &[&str]| git_in(&root, args);
+        let write = |rel: &str, text: &str| {
+            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(rel), text).unwrap();
+        };
+        git(&["init", "-q", "-b", "main"]);
+        write(".gitignore", "*.log\nbuild/\n");
+        write("c/net/main.tf", "net");
+        write(
+            "orchestrator.yaml",
+            "version: 1\ncomponents:\n  net: {path: c/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
+        );
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "net"]);
+        let config = crate::config::load(&root.join("orchestrator.yaml")).unwrap();
+        let env = EnvName::parse("dev").unwrap();
+        let clouds = [CloudName::parse("aws").unwrap()];
+        let files = || {
+            let fingerprinter = Fingerprinter::new(&config);
+            let dirs = [root.join("c/net")];
+            let tree = fingerprinter.git_trees(&dirs).pop().flatten();
+            let all = fingerprinter.fingerprints(&config, &env, &clouds);
+            (tree, all[0][0].clone())
+        };
+        let (clean, committed) = files();
+        assert!(clean.as_deref().is_some_and(|t| t.starts_with("git:")));
+
+        // What `tofu init` and a local backend leave: still clean.
+        write("c/net/.terraform/providers/aws/provider", "binary");
+        write("c/net/terraform.tfstate", "{\"serial\": 1}");
+        write("c/net/terraform.tfstate.d/ws/terraform.tfstate", "{}");
+        assert_eq!(files(), (clean.clone(), committed.clone()));
+
+        // An uncommitted edit: the files are hashed, and what git ignores,
+        // or a deploy leaves, is not among them.
+        write("c/net/main.tf", "net, edited");
+        let (tree, edited) = files();
+        assert_eq!(tree, None);
+        assert_ne!(edited, committed);
+        write("c/net/apply.log", "run 1");
+        write("c/net/build/out.zip", "zip");
+        write("c/net/terraform.tfstate", "{\"serial\": 2}");
+        assert_eq!(files().1, edited);
+        write("c/net/apply.log", "run 2");
+        assert_eq!(files().1, edited);
+        // What git does not ignore counts.
+        write("c/net/notes.md", "new");
+        assert_ne!(files().1, edited);
     }
 
     /// The hash of a tree with subdirectories, an ignored cache and an
@@ -737,9 +961,9 @@ mod tests {
         let executable = std::fs::Permissions::from_mode(0o755);
         std::fs::set_permissions(dir.join("scripts/run.sh"), executable).unwrap();
         let recorded = "files:a7b2ac8421cb86dfd7b35200040ebd2b12d735cb626647eb77c2db91b1f9b9c7";
-        assert_eq!(content_hash(dir), recorded);
+        assert_eq!(content_hash(dir, None), recorded);
         // A file deep down counts, under its path.
         std::fs::write(dir.join("modules/net/vpc.tf"), "B").unwrap();
-        assert_ne!(content_hash(dir), recorded);
+        assert_ne!(content_hash(dir, None), recorded);
     }
 }

@@ -1473,6 +1473,86 @@ fn tofu_components_run_init_then_apply_with_their_values_as_a_var_file() {
     assert_eq!(values, serde_json::json!({"cidr": "10.1.0.0/16"}));
 }
 
+/// `tofu init` fills `.terraform/`, and a local backend writes its state
+/// next to the code on every apply: none of it makes the component changed,
+/// in a repository that ignores none of it, so a second apply does nothing.
+#[test]
+fn what_tofu_leaves_in_a_component_does_not_make_it_deploy_again() {
+    let repo = Repo::new();
+    repo.write(
+        "orchestrator.yaml",
+        "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\n  app: {path: stacks/app, runner: tofu, depends_on: [net]}\nenvironments:\n  dev: {clouds: [aws]}\n",
+    );
+    repo.write("stacks/net/main.tf", "# net\n");
+    repo.write("stacks/app/main.tf", "# app\n");
+    repo.write(".gitignore", ".orchestrator/\n*.log\n");
+    // Like tofu: a provider cache on init; on apply, the state (its serial
+    // moving on every time) with a backup, and a log git is told to ignore.
+    let fake = "#!/bin/sh\n\
+        echo \"$(basename \"$PWD\") $1\" >> \"$RECORD\"\n\
+        case $1 in\n\
+        init) mkdir -p .terraform/providers && echo binary > .terraform/providers/aws;;\n\
+        apply) [ -f terraform.tfstate ] && cp terraform.tfstate terraform.tfstate.backup\n\
+               echo \"{\\\"serial\\\": $$}\" > terraform.tfstate; echo \"pid $$\" > apply.log;;\n\
+        esac\n";
+    repo.write("bin/tofu", fake);
+    std::fs::set_permissions(
+        repo.path().join("bin/tofu"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    common::git(repo.path(), &["init", "-q", "-b", "main"]);
+    common::git(repo.path(), &["add", "-A"]);
+    common::git(repo.path(), &["commit", "-q", "-m", "stacks"]);
+    let record = repo.path().join("calls.log");
+    let run = |args: &[&str]| {
+        let out = repo
+            .command()
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    repo.path().join("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("RECORD", &record)
+            .args(args)
+            .args(["--env", "dev", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let to_run = |plan: &Value| -> Vec<String> {
+        common::plan_actions(plan)
+            .into_iter()
+            .filter(|(_, action)| action != "noop")
+            .map(|(name, _)| name)
+            .collect()
+    };
+    run(&["apply"]);
+    assert!(repo.path().join("stacks/net/terraform.tfstate").exists());
+    assert!(
+        repo.path()
+            .join("stacks/net/.terraform/providers/aws")
+            .exists()
+    );
+    assert_eq!(to_run(&run(&["plan"])), Vec::<String>::new());
+    run(&["apply"]);
+
+    // An uncommitted edit is deployed once; the state and the log that
+    // the deploy rewrites do not call for another.
+    repo.write("stacks/net/main.tf", "# net, edited\n");
+    assert_eq!(to_run(&run(&["plan"])), ["net"]);
+    run(&["apply"]);
+    assert_eq!(to_run(&run(&["plan"])), Vec::<String>::new());
+    run(&["apply"]);
+    let calls = std::fs::read_to_string(&record).unwrap();
+    let applies: Vec<&str> = calls.lines().filter(|l| l.ends_with(" apply")).collect();
+    assert_eq!(applies, ["net apply", "app apply", "net apply"], "{calls}");
+}
+
 #[test]
 fn killing_the_orchestrator_with_sigkill_never_leaves_a_torn_state_file() {
     let names: Vec<String> = (0..60).map(|i| format!("c{i:02}")).collect();
