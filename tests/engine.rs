@@ -984,7 +984,7 @@ fn components_see_their_environment_and_values_and_their_outputs_are_recorded() 
         &[(
             "net",
             &[],
-            "printf '%s %s %s\\n' \"$ORCHESTRATOR_ENV\" \"$ORCHESTRATOR_CLOUD\" \"$ORCHESTRATOR_COMPONENT\" > ../../seen; cp \"$ORCHESTRATOR_CONFIG\" ../../values.json; echo '{\"vpc_id\": \"vpc-123\"}' > \"$ORCHESTRATOR_OUTPUTS\"; echo \"$GREETING\" >> ../../seen",
+            "printf '%s %s %s %s\\n' \"$ORCHESTRATOR_ENV\" \"$ORCHESTRATOR_CLOUD\" \"$ORCHESTRATOR_COMPONENT\" \"$ORCHESTRATOR_RUN_ID\" > ../../seen; cp \"$ORCHESTRATOR_CONFIG\" ../../values.json; echo '{\"vpc_id\": \"vpc-123\"}' > \"$ORCHESTRATOR_OUTPUTS\"; echo \"$GREETING\" >> ../../seen",
         )],
         "    env: {GREETING: hello}\n",
     );
@@ -992,10 +992,11 @@ fn components_see_their_environment_and_values_and_their_outputs_are_recorded() 
         "environments/dev/net.yaml",
         "cidr: 10.0.0.0/16\nzones: [a, b]\n",
     );
-    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let (code, result) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0));
     assert_eq!(
         std::fs::read_to_string(repo.path().join("seen")).unwrap(),
-        "dev aws net\nhello\n"
+        format!("dev aws net {}\nhello\n", result["run_id"])
     );
     let values: Value =
         serde_json::from_str(&std::fs::read_to_string(repo.path().join("values.json")).unwrap())

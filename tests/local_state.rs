@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{Repo, stderr};
 use orchestrator_action::config::{self, CloudName, ComponentName, EnvName};
+use orchestrator_action::exec::runner::process_gone;
 use orchestrator_action::state::publish::{self, Claim, LOCAL_TTL, Publisher};
 use orchestrator_action::state::recorder::{Keeping, Recorder};
 use orchestrator_action::state::sync::Options;
@@ -384,12 +385,32 @@ fn the_lock_of_a_killed_run_nobody_has_reaped_yet_is_taken_over_at_once() {
     lock_of_a_killed_run_is_taken_over(false);
 }
 
-fn lock_of_a_killed_run_is_taken_over(reaped: bool) {
-    let repo = repo(&[("net", &start_then_wait("net", "go"))]);
-    let mut killed = apply(&repo, "net");
+/// A command that writes its process id to `<name>.pid`, then marks `name`
+/// as started and waits for `file`.
+fn recorded_start_then_wait(name: &str, file: &str) -> String {
+    format!(
+        "echo $$ > ../../{name}.pid; {}",
+        start_then_wait(name, file)
+    )
+}
+
+/// The process id a component wrote with [`recorded_start_then_wait`].
+fn recorded_pid(repo: &Repo, name: &str) -> u32 {
+    let file = repo.path().join(format!("{name}.pid"));
+    std::fs::read_to_string(file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Starts an apply of `net`, waits for the component to start, and kills
+/// the orchestrator outright, reaping it or not (as in a container whose
+/// first process reaps nothing). The component goes on.
+fn killed_while_net_runs(repo: &Repo, reaped: bool) -> Child {
+    let mut killed = apply(repo, "net");
     let started = repo.path().join("net.started");
     wait_until("net started", || started.exists());
-    // Killed outright: its claim stays in the file, naming its process.
     killed.kill().unwrap();
     if reaped {
         killed.wait().unwrap();
@@ -402,7 +423,16 @@ fn lock_of_a_killed_run_is_taken_over(reaped: bool) {
             })
         });
     }
+    killed
+}
+
+fn lock_of_a_killed_run_is_taken_over(reaped: bool) {
+    let repo = repo(&[("net", &recorded_start_then_wait("net", "go"))]);
+    let mut killed = killed_while_net_runs(&repo, reaped);
+    // What it started ends on its own.
     repo.write("go", "");
+    let net = recorded_pid(&repo, "net");
+    wait_until("net ended", || process_gone(net));
     let held = state(&repo);
     assert_eq!(
         held["lock"]["holders"][0]["pid"].as_u64(),
@@ -426,4 +456,57 @@ fn lock_of_a_killed_run_is_taken_over(reaped: bool) {
     assert_eq!(state["components"]["net"]["status"], "succeeded");
     // Reaped now if it was not before (a second wait returns the same).
     killed.wait().unwrap();
+}
+
+/// A killed run's components go on: its lock stands until they end, since
+/// a second run would deploy the same things beside them. The refusal says
+/// what still runs; a run that waits takes the lock as soon as they end.
+#[test]
+fn the_lock_of_a_killed_run_stands_while_what_it_started_still_runs() {
+    let repo = repo(&[("net", &recorded_start_then_wait("net", "go"))]);
+    let mut killed = killed_while_net_runs(&repo, true);
+    let net = recorded_pid(&repo, "net");
+    assert!(!process_gone(net));
+    let before = std::fs::read(state_path(&repo)).unwrap();
+
+    let out = repo.run(&["apply", "--env", "dev", "--lock-timeout", "0s"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!("killed on {}", hostname())),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{net} `")), "{said}");
+    assert!(said.contains(&format!("kill -TERM {net}")), "{said}");
+    assert_eq!(std::fs::read(state_path(&repo)).unwrap(), before);
+
+    // A run that waits goes ahead once what was left running ends.
+    let waiting = repo
+        .command()
+        .args(["apply", "--env", "dev", "--lock-timeout", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    repo.write("go", "");
+    let out = finished(waiting);
+    let said = stderr(&out);
+    assert!(
+        said.contains("Waiting up to 30s for the lock on dev-aws"),
+        "{said}"
+    );
+    assert!(said.contains("took over the lapsed lock of run"), "{said}");
+    assert!(process_gone(net));
+    let state = state(&repo);
+    assert!(state["lock"].is_null(), "{state:#}");
+    assert_eq!(state["components"]["net"]["status"], "succeeded");
+    killed.wait().unwrap();
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }

@@ -128,12 +128,12 @@ pub(super) fn run_observed(
     let targets: Vec<Target> = clouds.iter().map(|c| store.target(&env, c)).collect();
     let mut locked = Vec::new();
     for target in &targets {
-        let taken = publish::take_lock(&store, target, &claim, args.lock_timeout, |holder| {
+        let taken = publish::take_lock(&store, target, &claim, args.lock_timeout, |refusal| {
             eprintln!(
                 "Waiting up to {} for the lock on {}, held by {}…",
                 humantime::format_duration(args.lock_timeout),
                 target.label(),
-                holder.describe()
+                refusal.holder_text()
             );
         });
         match taken {

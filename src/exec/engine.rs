@@ -672,6 +672,7 @@ fn prepare(ctx: &Context, unit: Unit, outputs_file: &Path) -> Result<Job, String
     };
     let mut step_ctx = StepContext::new(&ctx.root, component, &ctx.env, cloud, values_file);
     step_ctx.outputs_file = Some(outputs_file.to_path_buf());
+    step_ctx.run_id = Some(ctx.options.run_id);
     let action = if ctx.options.destroy {
         presets::Action::Destroy
     } else {

@@ -53,6 +53,9 @@ pub struct StepContext {
     /// Where the component may write its outputs as a JSON object, exported
     /// as `ORCHESTRATOR_OUTPUTS` when set.
     pub outputs_file: Option<PathBuf>,
+    /// The run the steps belong to, exported as `ORCHESTRATOR_RUN_ID` when
+    /// set.
+    pub run_id: Option<u64>,
 }
 
 impl StepContext {
@@ -72,6 +75,7 @@ impl StepContext {
             workdir: root.join(component.path.expand(env, cloud)),
             values_file,
             outputs_file: None,
+            run_id: None,
         }
     }
 }

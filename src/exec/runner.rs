@@ -104,7 +104,8 @@ impl Job {
     /// The environment holds the component's `env`, then `ORCHESTRATOR_ENV`,
     /// `ORCHESTRATOR_CLOUD`, `ORCHESTRATOR_COMPONENT` and
     /// `ORCHESTRATOR_CONFIG` (the values file) and, when the context names
-    /// one, `ORCHESTRATOR_OUTPUTS`, which win over the former.
+    /// them, `ORCHESTRATOR_OUTPUTS` and [`RUN_ID_VAR`], which win over the
+    /// former.
     pub fn new(
         component: &Component,
         action: Action,
@@ -134,6 +135,9 @@ impl Job {
                 "ORCHESTRATOR_OUTPUTS".to_string(),
                 outputs.to_string_lossy().into_owned(),
             ));
+        }
+        if let Some(run) = ctx.run_id {
+            env.push((RUN_ID_VAR.to_string(), run.to_string()));
         }
         Ok(Job {
             steps,
@@ -679,6 +683,66 @@ pub fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// The variable that names the run in the environment of every process a
+/// component starts (inherited by the processes those start in turn).
+pub const RUN_ID_VAR: &str = "ORCHESTRATOR_RUN_ID";
+
+/// A process still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// Its id.
+    pub pid: u32,
+    /// Its command line, shortened.
+    pub command: String,
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}`", self.pid, self.command)
+    }
+}
+
+/// How much of a command line [`Process`] keeps.
+const COMMAND_CHARS: usize = 60;
+
+/// The processes of run `run` still running here (in this PID namespace,
+/// as this user can see them): those whose environment has
+/// [`RUN_ID_VAR`] set to it, which components and everything they start
+/// inherit, so what a run killed outright left behind is found whether or
+/// not it stayed in its process group. This process is never among them.
+pub fn processes_of_run(run: u64) -> Vec<Process> {
+    let wanted = format!("{RUN_ID_VAR}={run}");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<Process> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            // A zombie's environment reads as empty: it runs nothing.
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            if pid == me || !environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            let mut command = words.join(" ");
+            if command.chars().count() > COMMAND_CHARS {
+                command = command.chars().take(COMMAND_CHARS - 1).collect();
+                command.push('…');
+            }
+            Some(Process { pid, command })
+        })
+        .collect();
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
 /// Whether `/proc` shows `pid` as exited and not yet reaped.
 fn is_zombie(pid: u32) -> bool {
     // The state follows the name, which is in parentheses and may hold
@@ -849,6 +913,43 @@ mod tests {
         assert!(!process_gone(u32::MAX));
         // This process: alive.
         assert!(!process_gone(std::process::id()));
+    }
+
+    #[test]
+    fn the_processes_of_a_run_are_those_that_inherited_its_id() {
+        let run = u64::from(std::process::id()) << 20 | 0x5eed;
+        // A shell that starts a grandchild of its own group, then waits.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .env(RUN_ID_VAR, run.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        let found = processes_of_run(run);
+        assert_eq!(
+            found,
+            [
+                Process {
+                    pid: child.id(),
+                    command: "sh -c sleep 30 & echo $!; wait".into()
+                },
+                Process {
+                    pid: grandchild,
+                    command: "sleep 30".into()
+                },
+            ]
+        );
+        assert!(processes_of_run(run + 1).is_empty(), "another run's");
+        nix::sys::signal::kill(Pid::from_raw(grandchild as i32), Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(processes_of_run(run).is_empty());
     }
 
     async fn split(input: &[u8]) -> Vec<String> {

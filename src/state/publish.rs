@@ -21,6 +21,7 @@ use super::store;
 use super::sync::{Refusal, Store, StoreError, Target, Written};
 use crate::config::{CloudName, ComponentName};
 use crate::events::{Event, Subscriber};
+use crate::exec::runner::{self, Process};
 
 /// The shortest time between two pushes of one run while it runs.
 pub const PUSH_INTERVAL: Duration = Duration::from_secs(2);
@@ -96,7 +97,7 @@ pub fn take_lock(
     target: &Target,
     claim: &Claim,
     wait: Duration,
-    mut waiting: impl FnMut(&Holder),
+    mut waiting: impl FnMut(&Refusal),
 ) -> Result<Vec<String>, StoreError> {
     let deadline = Instant::now() + wait;
     // Records the local copy has and the branch lacks go in with the lock.
@@ -126,7 +127,15 @@ pub fn take_lock(
                 Timestamp::from(now),
                 &gone,
             ) {
-                Acquired::Held(holder) => Err(Refusal::LockHeld(Box::new(holder))),
+                Acquired::Held(holder) => {
+                    let processes = left_running(&holder, claim.host.as_deref());
+                    let holder = Box::new(holder);
+                    Err(if processes.is_empty() {
+                        Refusal::LockHeld(holder)
+                    } else {
+                        Refusal::LeftRunning { holder, processes }
+                    })
+                }
                 Acquired::Taken { taken_over } => {
                     for old in &taken_over {
                         notes.push(format!(
@@ -152,9 +161,11 @@ pub fn take_lock(
         });
         match result {
             Ok(_) => return Ok(notes),
-            Err(StoreError::Refused(Refusal::LockHeld(holder))) if Instant::now() < deadline => {
+            Err(StoreError::Refused(
+                refusal @ (Refusal::LockHeld(_) | Refusal::LeftRunning { .. }),
+            )) if Instant::now() < deadline => {
                 if !told {
-                    waiting(&holder);
+                    waiting(&refusal);
                     told = true;
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -165,13 +176,30 @@ pub fn take_lock(
     }
 }
 
-/// Whether `holder` is a run on this machine whose process is gone (killed,
-/// or its lock left behind by a push that failed).
+/// Whether `holder` is a run on this machine that ended: its process is
+/// gone (killed, or its lock left behind by a push that failed), and so is
+/// every process it started.
 fn ended_here(holder: &Holder, host: Option<&str>) -> bool {
+    gone_here(holder, host) && runner::processes_of_run(holder.run).is_empty()
+}
+
+/// Whether `holder` is a run on this machine whose own process is gone.
+fn gone_here(holder: &Holder, host: Option<&str>) -> bool {
     let (Some(pid), Some(theirs), Some(ours)) = (holder.pid, holder.host.as_deref(), host) else {
         return false;
     };
-    theirs == ours && pid != std::process::id() && crate::exec::runner::process_gone(pid)
+    theirs == ours && pid != std::process::id() && runner::process_gone(pid)
+}
+
+/// What a run killed on this machine left running (its components'
+/// processes, which go on acting on what its lock guards); nothing for a
+/// run that is alive or elsewhere.
+pub fn left_running(holder: &Holder, host: Option<&str>) -> Vec<Process> {
+    if gone_here(holder, host) {
+        runner::processes_of_run(holder.run)
+    } else {
+        Vec::new()
+    }
 }
 
 /// Pushes the records the local copy has and the branch lacks (left by a

@@ -23,6 +23,7 @@ use super::lock::Holder;
 use super::model::StateFile;
 use super::store::{self, StateError};
 use crate::config::{CloudName, Config, EnvName, StateBranch};
+use crate::exec::runner::Process;
 
 /// How many times a write is tried before giving up on a busy branch.
 pub const DEFAULT_ATTEMPTS: u32 = 10;
@@ -52,8 +53,36 @@ impl Target {
 pub enum Refusal {
     /// A live lock of another run stands in the way.
     LockHeld(Box<Holder>),
+    /// The lock of a run killed on this machine stands, because processes
+    /// it started still run, and still act on what the lock guards.
+    LeftRunning {
+        /// The killed run's claim.
+        holder: Box<Holder>,
+        /// What it left running.
+        processes: Vec<Process>,
+    },
     /// Anything else, said for a person.
     Other(String),
+}
+
+impl Refusal {
+    /// Who or what holds the lock, as "the state is locked by …" goes on.
+    pub fn holder_text(&self) -> String {
+        match self {
+            Refusal::LockHeld(h) => h.describe(),
+            Refusal::LeftRunning { holder, processes } => format!(
+                "run {}, killed on {} and still running what it started: {}",
+                holder.run,
+                holder.host.as_deref().unwrap_or("this machine"),
+                processes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Refusal::Other(m) => m.clone(),
+        }
+    }
 }
 
 /// Why the state could not be read or written.
@@ -119,8 +148,8 @@ impl StoreError {
                  (their lineages differ)",
                 local.display()
             ),
-            StoreError::Refused(Refusal::LockHeld(h)) => {
-                format!("the state is locked by {}", h.describe())
+            StoreError::Refused(r @ (Refusal::LockHeld(_) | Refusal::LeftRunning { .. })) => {
+                format!("the state is locked by {}", r.holder_text())
             }
             StoreError::Refused(Refusal::Other(m)) => m.clone(),
         }
@@ -143,6 +172,14 @@ impl StoreError {
                 "wait for that run to finish, pass --lock-timeout to wait for it, or, if it \
                  is gone, release the lock with `orchestrator state unlock --force --reason ...`"
                     .into()
+            }
+            StoreError::Refused(Refusal::LeftRunning { processes, .. }) => {
+                let pids: Vec<String> = processes.iter().map(|p| p.pid.to_string()).collect();
+                format!(
+                    "its lock is taken over once they end: wait for them (--lock-timeout \
+                     waits here), or stop them with `kill -TERM {}`",
+                    pids.join(" ")
+                )
             }
             StoreError::Refused(Refusal::Other(_)) => String::new(),
         }
