@@ -59,7 +59,9 @@ impl Redactor {
     }
 
     /// The redactor of a run in `env`: the configured key words, the secret
-    /// values of every component's values file there, and `tokens`.
+    /// values of every component's values file there, the secret-looking
+    /// variables components are given (see [`Redactor::add_variables`]),
+    /// and `tokens`.
     pub fn for_environment(
         config: &Config,
         env: &EnvName,
@@ -77,8 +79,33 @@ impl Redactor {
     pub fn for_values(config: &Config, loaded: &[Value], tokens: &[&str]) -> Redactor {
         let mut redactor = Redactor::new(&config.secrets.keys);
         redactor.add_loaded(config, loaded);
+        let own = config.components.iter().flat_map(|c| c.env.iter());
+        let inherited: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
+        redactor.add_variables(own.chain(inherited.iter().map(|(n, v)| (n, v))));
         redactor.add_secrets(tokens.iter().map(|t| t.to_string()));
         redactor
+    }
+
+    /// Adds the values of the secret-looking ones among `variables` (name
+    /// and value): components inherit this process's environment, where
+    /// CI hands cloud credentials to a job (`AWS_SECRET_ACCESS_KEY`,
+    /// `ARM_CLIENT_SECRET`), and get their own `env`. A script that echoes
+    /// one, or a tool that prints it in an error, must not put it in a log
+    /// or an issue. Flags and numbers (`TF_VAR_rotate_keys=true`, a port)
+    /// are left out: they are no secret, and masking them would garble
+    /// every line.
+    pub fn add_variables<'v>(
+        &mut self,
+        variables: impl IntoIterator<Item = (&'v String, &'v String)>,
+    ) {
+        let found: Vec<String> = variables
+            .into_iter()
+            .filter(|(name, value)| self.key_looks_secret(name) && !says_nothing(value))
+            .map(|(_, value)| value.clone())
+            .collect();
+        self.add_secrets(found);
     }
 
     /// Adds the secret values of every component's values file in `env`.
@@ -286,6 +313,19 @@ fn forms(value: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether `value` is a flag or a number, which a variable with a
+/// secret-looking name may hold without being a secret.
+fn says_nothing(value: &str) -> bool {
+    let value = value.trim();
+    const FLAGS: [&str; 10] = [
+        "true", "false", "yes", "no", "on", "off", "null", "none", "enabled", "disabled",
+    ];
+    FLAGS.iter().any(|f| value.eq_ignore_ascii_case(f))
+        || value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
 }
 
 /// The lowercase words of a key name, split on `_`, `-`, `.`, spaces,
@@ -530,6 +570,32 @@ mod tests {
         assert_eq!(
             r.redact("a hunter2-long b hunter2 c"),
             "a *** b *** c".to_string()
+        );
+    }
+
+    #[test]
+    fn the_values_of_secret_looking_variables_are_masked_but_flags_and_numbers() {
+        let mut r = default();
+        let vars: Vec<(String, String)> = [
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG"),
+            ("ARM_CLIENT_SECRET", "s3cr3t~value"),
+            ("VAULT_TOKEN", "hvs.CAESIJ"),
+            ("TF_VAR_rotate_keys", "true"),
+            ("API_KEY_PORT", "8443"),
+            ("PATH", "/usr/local/bin:/usr/bin"),
+            ("HOME", "/home/runner"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        r.add_variables(vars.iter().map(|(n, v)| (n, v)));
+        assert_eq!(
+            r.redact("key wJalrXUtnFEMI/K7MDENG, secret s3cr3t~value, vault hvs.CAESIJ"),
+            "key ***, secret ***, vault ***"
+        );
+        assert_eq!(
+            r.redact("rotate: true, port 8443, in /home/runner, PATH=/usr/local/bin:/usr/bin"),
+            "rotate: true, port 8443, in /home/runner, PATH=/usr/local/bin:/usr/bin"
         );
     }
 

@@ -505,7 +505,30 @@ fn coloured_output_and_progress_reach_the_terminal_log_and_issue_as_plain_text()
         .args(["apply", "--env", "dev", "--open-issue-on-failure"])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    shown_everywhere_db_failed(
+        &repo,
+        &fake,
+        &out,
+        &[
+            "| Error: Unsupported argument",
+            "uploading 100%",
+            "db_password = ***",
+        ],
+        &["\u{1b}", "\r", "uploading 10%", "hunter2-coloured"],
+    );
+}
+
+/// Checks that the run `out` failed on component `db` and that the
+/// terminal, the log of `db` and its failure issue each show every text of
+/// `shown` and none of `hidden`.
+fn shown_everywhere_db_failed(
+    repo: &Repo,
+    fake: &FakeGitHub,
+    out: &std::process::Output,
+    shown: &[&str],
+    hidden: &[&str],
+) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
     let issue = &fake.issues_with("component=db")[0];
     let runs: Vec<_> = std::fs::read_dir(repo.path().join(".orchestrator/logs"))
         .expect("logs")
@@ -514,18 +537,14 @@ fn coloured_output_and_progress_reach_the_terminal_log_and_issue_as_plain_text()
     let log = std::fs::read_to_string(runs[0].as_ref().expect("entry").path().join("aws/db.log"))
         .expect("log");
     for (place, text) in [
-        ("the terminal", stderr(&out)),
+        ("the terminal", stderr(out)),
         ("the log", log),
         ("the issue", issue.body.clone()),
     ] {
-        for shown in [
-            "| Error: Unsupported argument",
-            "uploading 100%",
-            "db_password = ***",
-        ] {
+        for shown in shown {
             assert!(text.contains(shown), "`{shown}` not in {place}:\n{text}");
         }
-        for hidden in ["\u{1b}", "\r", "uploading 10%", "hunter2-coloured"] {
+        for hidden in hidden {
             assert!(
                 !text.contains(hidden),
                 "`{}` in {place}:\n{text}",
@@ -533,6 +552,43 @@ fn coloured_output_and_progress_reach_the_terminal_log_and_issue_as_plain_text()
             );
         }
     }
+}
+
+/// Credentials CI hands to the job, and a component's own secret-looking
+/// `env`, are masked wherever the output goes, like secret values.
+#[test]
+fn secret_variables_a_component_echoes_are_masked_in_the_terminal_log_and_issue() {
+    let fake = FakeGitHub::start();
+    let repo = shell_repo(
+        &[(
+            "db",
+            &[],
+            "echo \"login -p $ARM_CLIENT_SECRET\"; echo \"using ${DB_TOKEN} now\"; \
+             echo \"rotate $TF_VAR_rotate_keys\"; exit 1",
+        )],
+        "",
+    );
+    let config = std::fs::read_to_string(repo.path().join("orchestrator.yaml")).expect("config");
+    repo.write(
+        "orchestrator.yaml",
+        config.replace(
+            "    path: c/db\n",
+            "    path: c/db\n    env: {DB_TOKEN: db-token-4f9a}\n",
+        ),
+    );
+    let out = command(&repo, &fake, TOKEN, 7102)
+        .env("ARM_CLIENT_SECRET", "Xq8~client.secret")
+        .env("TF_VAR_rotate_keys", "true")
+        .args(["apply", "--env", "dev", "--open-issue-on-failure"])
+        .output()
+        .expect("run");
+    shown_everywhere_db_failed(
+        &repo,
+        &fake,
+        &out,
+        &["login -p ***", "using *** now", "rotate true"],
+        &["Xq8~client.secret", "db-token-4f9a"],
+    );
 }
 
 #[test]
