@@ -81,6 +81,45 @@ fn unknown_top_level_key_lists_the_valid_ones() {
     );
 }
 
+/// `x-` keys at the top level hold YAML anchors for components to merge
+/// in; anywhere else, or without the dash, a key is still checked.
+#[test]
+fn extension_keys_at_the_top_level_hold_anchors_and_are_left_alone() {
+    let repo = Repo::new();
+    repo.mkdir("c/net");
+    repo.mkdir("c/app");
+    let config = "version: 1\n\
+        x-tofu: &tofu\n  runner: shell\n  timeout: 5m\n  commands: {apply: 'echo applied'}\n\
+        x-notes: [anything, {goes: here}]\n\
+        components:\n  net:\n    <<: *tofu\n    path: c/net\n  app:\n    <<: *tofu\n    path: c/app\n    depends_on: [net]\n\
+        environments:\n  dev: {clouds: [aws]}\n";
+    repo.write("orchestrator.yaml", config);
+    let out = repo.run(&["apply", "--env", "dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for name in ["net", "app"] {
+        assert!(
+            stderr(&out).contains(&format!("{name:<13} | applied")),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    rejects(
+        &format!("{}xnotes: []\n", common::VALID),
+        &[
+            "orchestrator.yaml:25:1",
+            "unknown key `xnotes` at the top level",
+        ],
+    );
+    rejects(
+        &with(
+            "    path: stacks/network\n",
+            "    path: stacks/network\n    x-owner: team-a\n",
+        ),
+        &["unknown key `x-owner` in `components.network`"],
+    );
+}
+
 #[test]
 fn unknown_key_with_no_near_miss_lists_the_valid_ones() {
     rejects(

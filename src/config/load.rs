@@ -22,6 +22,11 @@ use crate::yaml::{Key, Node, Pos, Value};
 /// The only format version this build reads.
 pub const SUPPORTED_VERSION: i64 = 1;
 
+/// Top-level keys with this prefix are extension fields, left alone: a
+/// place for YAML anchors that components then merge in (`<<: *defaults`),
+/// as in Docker Compose files.
+pub const EXTENSION_PREFIX: &str = "x-";
+
 /// Reads the document into a [`ConfigFile`]; problems go to `report`.
 /// Returns `None` only when the document is not a mapping at all.
 pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile> {
@@ -200,6 +205,9 @@ impl Walker<'_> {
         for (key, node) in entries {
             if allowed.contains(&key.name.as_ref()) {
                 known.push((key, node));
+                continue;
+            }
+            if path.is_empty() && key.name.starts_with(EXTENSION_PREFIX) {
                 continue;
             }
             let where_ = if path.is_empty() {

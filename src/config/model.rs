@@ -57,7 +57,12 @@ impl<T: JsonSchema> JsonSchema for Located<T> {
 #[serde(deny_unknown_fields)]
 #[schemars(
     title = "orchestrator.yaml",
-    description = "Components, their dependencies and the environments they are deployed to."
+    description = "Components, their dependencies and the environments they are deployed to.",
+    extend("patternProperties" = {
+        "^x-": {
+            "description": "An extension field, left alone: a place for YAML anchors to merge into components (`<<: *name`)."
+        }
+    })
 )]
 pub struct ConfigFile {
     /// Format version of this file. Only 1 exists.

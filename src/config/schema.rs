@@ -33,6 +33,32 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// What the loader leaves alone at the top level, editors must not flag.
+    #[test]
+    fn the_schema_takes_extension_keys_at_the_top_level_only() {
+        let schema: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let config = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({
+                "version": 1,
+                "components": {"net": {"path": "c/net", "runner": "tofu"}},
+                "environments": {"dev": {"clouds": ["aws"]}}
+            });
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        assert!(validator.is_valid(&config(serde_json::json!({}))));
+        assert!(validator.is_valid(&config(
+            serde_json::json!({"x-tofu": {"runner": "tofu", "timeout": "5m"}})
+        )));
+        assert!(!validator.is_valid(&config(serde_json::json!({"xtofu": {}}))));
+        assert!(!validator.is_valid(&config(serde_json::json!({
+            "components": {"net": {"path": "c/net", "x-owner": "team-a"}}
+        }))));
+    }
+
     /// The loader's key lists and the schema come from different code; they
     /// must name the same keys.
     #[test]
