@@ -121,6 +121,21 @@ fn extension_keys_at_the_top_level_hold_anchors_and_are_left_alone() {
 }
 
 #[test]
+fn an_unknown_placeholder_in_a_variable_is_refused_at_its_line() {
+    rejects(
+        &with(
+            "    path: stacks/network\n",
+            "    path: stacks/network\n    env:\n      AWS_PROFILE: acme-{enviroment}\n",
+        ),
+        &[
+            "orchestrator.yaml:9:20",
+            "unknown placeholder `{enviroment}`",
+            "components.network.env.AWS_PROFILE",
+        ],
+    );
+}
+
+#[test]
 fn unknown_key_with_no_near_miss_lists_the_valid_ones() {
     rejects(
         &with(

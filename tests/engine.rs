@@ -1011,6 +1011,34 @@ fn components_see_their_environment_and_values_and_their_outputs_are_recorded() 
     );
 }
 
+/// One root deployed to several environments and clouds needs to say which
+/// one it is to its tools (a profile, a backend key, a namespace): its
+/// variables may name them, and the shell's own `${env}` stays the shell's.
+#[test]
+fn variables_name_the_environment_and_cloud_a_component_is_deployed_to() {
+    let repo = repo(
+        &[(
+            "net",
+            &[],
+            "printf '%s|%s|%s\\n' \"$AWS_PROFILE\" \"$TF_CLI_ARGS_init\" \"$LITERAL\" > ../../seen-$ORCHESTRATOR_CLOUD",
+        )],
+        "    env:\n      AWS_PROFILE: acme-{env}\n      TF_CLI_ARGS_init: -backend-config=key={env}/{cloud}/net.tfstate\n      LITERAL: ${env}\n",
+    );
+    let config = std::fs::read_to_string(repo.path().join("orchestrator.yaml")).unwrap();
+    repo.write(
+        "orchestrator.yaml",
+        config.replace("dev: {clouds: [aws]}", "dev: {clouds: [aws, gcp]}"),
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    for cloud in ["aws", "gcp"] {
+        assert_eq!(
+            std::fs::read_to_string(repo.path().join(format!("seen-{cloud}"))).unwrap(),
+            format!("acme-dev|-backend-config=key=dev/{cloud}/net.tfstate|${{env}}\n")
+        );
+    }
+}
+
 /// The log directory of the only run in `repo`.
 fn run_logs(repo: &Repo) -> std::path::PathBuf {
     let runs: Vec<_> = std::fs::read_dir(repo.path().join(".orchestrator/logs"))

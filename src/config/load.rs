@@ -477,8 +477,15 @@ impl Walker<'_> {
                 );
                 continue;
             }
+            // A value may name the environment and cloud (`AWS_PROFILE:
+            // acme-{env}`), checked here and filled in when a step runs.
             if let Some(text) = self.scalar_text(value, var) {
-                vars.insert(key.name.to_string(), text);
+                match Template::parse(&text) {
+                    Ok(_) => {
+                        vars.insert(key.name.to_string(), text);
+                    }
+                    Err(e) => self.error(value.pos, var, e),
+                }
             }
         }
         vars

@@ -485,13 +485,38 @@ impl Template {
 
     /// The text with `{env}` and `{cloud}` filled in.
     pub fn expand(&self, env: &EnvName, cloud: &CloudName) -> String {
-        if !self.has_placeholders() {
-            return self.0.clone();
-        }
-        self.0
-            .replace("{env}", env.as_str())
-            .replace("{cloud}", cloud.as_str())
+        expand(&self.0, env, cloud)
     }
+}
+
+/// `text`, a [`Template`] as written, with `{env}` and `{cloud}` filled in;
+/// the shell's own `${env}` and `${cloud}` are left alone.
+pub fn expand(text: &str, env: &EnvName, cloud: &CloudName) -> String {
+    if !text.contains("{env}") && !text.contains("{cloud}") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let shell = before.ends_with('$') || (before.is_empty() && out.ends_with('$'));
+        let value = [("{env}", env.as_str()), ("{cloud}", cloud.as_str())]
+            .into_iter()
+            .find(|(placeholder, _)| !shell && from.starts_with(placeholder));
+        match value {
+            Some((placeholder, value)) => {
+                out.push_str(value);
+                rest = &from[placeholder.len()..];
+            }
+            None => {
+                out.push('{');
+                rest = &from[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Serialize for Template {
@@ -536,6 +561,12 @@ mod tests {
         let cloud = CloudName::parse("aws").unwrap();
         assert_eq!(t.expand(&env, &cloud), "components/aws/net ${HOME} dev");
         assert!(Template::parse("awk '{print $1}'").is_ok());
+        // The shell's variables of the same names are its own.
+        let t = Template::parse("echo ${env} {env}-{cloud} ${cloud}{cloud} {{env}}").unwrap();
+        assert_eq!(
+            t.expand(&env, &cloud),
+            "echo ${env} dev-aws ${cloud}aws {dev}"
+        );
     }
 
     #[test]

@@ -101,7 +101,8 @@ pub struct Job {
 impl Job {
     /// The job performing `action` on `component` in the context's
     /// environment and cloud, with the default grace period and backoff.
-    /// The environment holds the component's `env`, then `ORCHESTRATOR_ENV`,
+    /// The environment holds the component's `env` (with `{env}` and
+    /// `{cloud}` filled in), then `ORCHESTRATOR_ENV`,
     /// `ORCHESTRATOR_CLOUD`, `ORCHESTRATOR_COMPONENT` and
     /// `ORCHESTRATOR_CONFIG` (the values file) and, when the context names
     /// them, `ORCHESTRATOR_OUTPUTS` and [`RUN_ID_VAR`], which win over the
@@ -116,7 +117,12 @@ impl Job {
         let mut env: Vec<(String, String)> = component
             .env
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    crate::config::model::expand(v, &ctx.env, &ctx.cloud),
+                )
+            })
             .collect();
         env.extend([
             ("ORCHESTRATOR_ENV".to_string(), ctx.env.to_string()),
