@@ -75,6 +75,9 @@ fn left_out_path(path: &[u8]) -> bool {
     false
 }
 
+/// The mode git records for a symbolic link.
+const SYMLINK_MODE: i32 = 0o120_000;
+
 /// At most this many threads hash files; reading a thousand small
 /// directories is done in a few milliseconds with two.
 const MAX_THREADS: usize = 8;
@@ -248,18 +251,29 @@ impl Fingerprinter {
         };
         dirs.iter()
             .map(|dir| {
-                let rel = dir.strip_prefix(workdir).ok()?;
-                if holds_change(changed, rel) {
-                    return None;
-                }
-                let id = match (rel.parent(), rel.file_name()) {
-                    // The entry as it is: a tree, or a submodule's commit.
-                    (Some(parent), Some(name)) => {
-                        trees.at(parent)?.get_name_bytes(name.as_bytes())?.id()
+                let mut rel = dir.strip_prefix(workdir).ok()?.to_path_buf();
+                // A component directory that is a symbolic link (to a shared
+                // root, say) is the directory it points at: git holds the
+                // link's text there, which no change to the files alters.
+                for resolved in [false, true] {
+                    if holds_change(changed, &rel) {
+                        return None;
                     }
-                    _ => trees.head.id(),
-                };
-                Some(format!("git:{id}"))
+                    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+                        return Some(format!("git:{}", trees.head.id()));
+                    };
+                    let entry = trees.at(parent)?.get_name_bytes(name.as_bytes())?;
+                    if entry.filemode() != SYMLINK_MODE {
+                        // The entry as it is: a tree, or a submodule's commit.
+                        return Some(format!("git:{}", entry.id()));
+                    }
+                    if resolved {
+                        return None;
+                    }
+                    let target = std::fs::canonicalize(dir).ok()?;
+                    rel = target.strip_prefix(workdir).ok()?.to_path_buf();
+                }
+                None
             })
             .collect()
     }
@@ -508,6 +522,10 @@ pub fn definition<'c>(
 /// system's listing order. What is [left out](left_out) is not hashed, nor
 /// is what git ignores in `worktree`.
 fn content_hash(dir: &Path, worktree: Option<&Worktree>) -> String {
+    // What git ignores is known by the paths of the files themselves, not
+    // by those through a link to their directory.
+    let resolved = worktree.and_then(|_| std::fs::canonicalize(dir).ok());
+    let dir = resolved.as_deref().unwrap_or(dir);
     let mut files = Vec::new();
     // One buffer serves every directory under `dir`: each is listed to the
     // end before the next is opened. (`read_dir` allocates 32 KiB for each
@@ -837,6 +855,54 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success(), "git {args:?}");
+    }
+
+    /// A component directory that is a symbolic link is fingerprinted as
+    /// the directory it points at: changes there are its changes.
+    #[test]
+    fn a_linked_component_directory_is_the_directory_it_points_at() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let git = |args: &[&str]| git_in(&root, args);
+        git(&["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(root.join("shared/net")).unwrap();
+        std::fs::create_dir_all(root.join("stacks")).unwrap();
+        std::fs::write(root.join("shared/net/main.tf"), "one").unwrap();
+        std::fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+        std::os::unix::fs::symlink("../shared/net", root.join("stacks/net")).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "linked"]);
+        let files = || {
+            let fingerprinter = Fingerprinter {
+                root: root.clone(),
+                repo: Some(git2::Repository::open(&root).unwrap()),
+                worktree: std::cell::OnceCell::new(),
+                values: None,
+            };
+            let dirs = [root.join("stacks/net"), root.join("shared/net")];
+            let trees = fingerprinter.git_trees(&dirs);
+            let worktree = fingerprinter.worktree();
+            let hashes: Vec<String> = dirs.iter().map(|d| content_hash(d, worktree)).collect();
+            (trees, hashes)
+        };
+        let (trees, _) = files();
+        assert!(trees[0].is_some(), "{trees:?}");
+        assert_eq!(trees[0], trees[1], "the tree it points at");
+
+        std::fs::write(root.join("shared/net/main.tf"), "two").unwrap();
+        git(&["commit", "-q", "-am", "edit"]);
+        let (committed, _) = files();
+        assert_ne!(committed[0], trees[0]);
+        assert_eq!(committed[0], committed[1]);
+
+        // Uncommitted: both hashed alike, what git ignores left out.
+        std::fs::write(root.join("shared/net/main.tf"), "three").unwrap();
+        std::fs::write(root.join("shared/net/apply.log"), "noise").unwrap();
+        let (trees, hashes) = files();
+        assert_eq!(trees, [None, None]);
+        assert_eq!(hashes[0], hashes[1]);
+        std::fs::write(root.join("shared/net/apply.log"), "more noise").unwrap();
+        assert_eq!(files().1, hashes);
     }
 
     #[test]

@@ -585,6 +585,33 @@ fn in_a_git_repository_changes_are_found_per_directory_committed_or_not() {
     assert!(changed(&repo).is_empty(), "all applied");
 }
 
+/// A component directory that links to a shared one (one root for several
+/// stacks) changes when the files it links to change.
+#[test]
+fn a_component_whose_directory_is_a_link_changes_with_what_it_links_to() {
+    let repo = repo(&[("net", &[], "true")], "");
+    std::fs::remove_dir(repo.path().join("c/net")).unwrap();
+    repo.write("shared/net/main.tf", "# one\n");
+    std::os::unix::fs::symlink("../shared/net", repo.path().join("c/net")).unwrap();
+    repo.write(".gitignore", ".orchestrator/\n");
+    common::git(repo.path(), &["init", "-q", "-b", "main"]);
+    common::git(repo.path(), &["add", "-A"]);
+    common::git(repo.path(), &["commit", "-q", "-m", "linked"]);
+    assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    let changed = || {
+        let (code, doc) = json_run(&repo, &["plan", "--env", "dev", "--changed"]);
+        assert_eq!(code, Some(0), "{doc}");
+        doc["components"].as_array().unwrap().len()
+    };
+    assert_eq!(changed(), 0);
+    repo.write("shared/net/main.tf", "# two\n");
+    common::git(
+        repo.path(),
+        &["commit", "-q", "-am", "edit the shared root"],
+    );
+    assert_eq!(changed(), 1);
+}
+
 #[test]
 fn scratch_directories_of_killed_runs_are_removed_and_a_finished_run_leaves_none() {
     let repo = repo(&[("net", &[], "test -s \"$ORCHESTRATOR_CONFIG\"")], "");

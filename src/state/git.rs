@@ -688,17 +688,59 @@ pub fn files_under(
 }
 
 /// The id of the tree or blob at `path` in `commit`, or `None` when there
-/// is nothing there.
+/// is nothing there. Symbolic links on the way are followed within the
+/// commit, as the file system of a checkout of it would follow them (a
+/// component directory that links to a shared one is that one); a link out
+/// of the repository, or in a loop, leads nowhere.
 pub fn entry_id(repo: &Repository, commit: Oid, path: &Path) -> Result<Option<Oid>, git2::Error> {
+    use std::collections::VecDeque;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Component;
+    /// More links than this on one path is a loop.
+    const MAX_LINKS: usize = 40;
+    const SYMLINK_MODE: i32 = 0o120_000;
     let tree = repo.find_commit(commit)?.tree()?;
-    if path.as_os_str().is_empty() {
+    let mut ahead: VecDeque<std::ffi::OsString> = path
+        .components()
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
+    let mut at = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = ahead.pop_front() {
+        match Path::new(&part).components().next() {
+            Some(Component::CurDir) => continue,
+            Some(Component::ParentDir) => {
+                if !at.pop() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            Some(Component::Normal(_)) => at.push(&part),
+            _ => return Ok(None),
+        }
+        let entry = match tree.get_path(&at) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if entry.filemode() != SYMLINK_MODE {
+            continue;
+        }
+        links += 1;
+        let blob = repo.find_blob(entry.id())?;
+        let target = Path::new(std::ffi::OsStr::from_bytes(blob.content()));
+        if links > MAX_LINKS || target.is_absolute() {
+            return Ok(None);
+        }
+        at.pop();
+        for part in target.components().rev() {
+            ahead.push_front(part.as_os_str().to_os_string());
+        }
+    }
+    if at.as_os_str().is_empty() {
         return Ok(Some(tree.id()));
     }
-    match tree.get_path(path) {
-        Ok(entry) => Ok(Some(entry.id())),
-        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(Some(tree.get_path(&at)?.id()))
 }
 
 /// The path of a remote on this machine (a path or a `file://` URL).
@@ -893,6 +935,62 @@ mod tests {
         assert!(near(&repo.join("infra")));
         assert!(near(&link), "resolved, the link is inside the repository");
         assert!(!near(&outside));
+    }
+
+    /// Links are followed within the commit: to a directory, through a
+    /// directory, and up out of one; never out of the repository, nor
+    /// around a loop.
+    #[test]
+    fn entries_are_found_through_symbolic_links_within_the_commit() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(root)
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(root.join("shared/net")).unwrap();
+        std::fs::create_dir_all(root.join("stacks")).unwrap();
+        std::fs::write(root.join("shared/net/main.tf"), "net").unwrap();
+        let link =
+            |target: &str, at: &str| std::os::unix::fs::symlink(target, root.join(at)).unwrap();
+        link("../shared/net", "stacks/net");
+        link("stacks", "live");
+        link("./../shared/./net/", "stacks/dotted");
+        link("/etc", "stacks/absolute");
+        link("../../outside", "stacks/escaping");
+        link("loop-b", "loop-a");
+        link("loop-a", "loop-b");
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "links"]);
+        let repo = Repository::open(root).unwrap();
+        let commit = repo.head().unwrap().peel_to_commit().unwrap().id();
+        let id = |path: &str| entry_id(&repo, commit, Path::new(path)).unwrap();
+        let shared = id("shared/net");
+        assert!(shared.is_some());
+        for through in ["stacks/net", "live/net", "stacks/dotted", "live/net/../net"] {
+            assert_eq!(id(through), shared, "{through}");
+        }
+        assert_eq!(
+            id("live/net/main.tf"),
+            id("shared/net/main.tf"),
+            "a file through two links"
+        );
+        assert_eq!(id(""), Some(repo.find_commit(commit).unwrap().tree_id()));
+        for nowhere in [
+            "stacks/absolute",
+            "stacks/escaping",
+            "loop-a",
+            "stacks/missing",
+            "..",
+        ] {
+            assert_eq!(id(nowhere), None, "{nowhere}");
+        }
     }
 
     #[test]
