@@ -141,14 +141,32 @@ impl Fingerprinter {
         cloud: &CloudName,
         component: &Component,
     ) -> String {
-        let dir = self.root.join(component.path.expand(env, cloud));
-        let files = self
-            .git_trees(std::slice::from_ref(&dir))
-            .pop()
-            .flatten()
-            .unwrap_or_else(|| content_hash(&dir, self.worktree()));
+        let watched: Vec<String> = component
+            .watch
+            .iter()
+            .map(|w| w.expand(env, cloud))
+            .collect();
+        let mut dirs = vec![self.root.join(component.path.expand(env, cloud))];
+        dirs.extend(watched.iter().map(|w| self.root.join(w)));
+        let trees = self.git_trees(&dirs);
+        let files: Vec<String> = trees
+            .into_iter()
+            .zip(&dirs)
+            .map(|(tree, dir)| tree.unwrap_or_else(|| content_hash(dir, self.worktree())))
+            .collect();
+        let pairs: Vec<(&str, &str)> = watched
+            .iter()
+            .map(String::as_str)
+            .zip(files[1..].iter().map(String::as_str))
+            .collect();
         let values = values_digest(config, env, component);
-        combine(&files, &values, component, env, cloud)
+        combine(
+            &with_watched(&files[0], &pairs),
+            &values,
+            component,
+            env,
+            cloud,
+        )
     }
 
     /// The fingerprint of every component of `config` on each of `clouds`,
@@ -161,21 +179,35 @@ impl Fingerprinter {
         env: &EnvName,
         clouds: &[CloudName],
     ) -> Vec<Vec<String>> {
-        // The directory of each cloud's components, and each distinct one once.
+        // The directory of each cloud's components and the paths they
+        // watch, and each distinct one once.
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut index: HashMap<PathBuf, usize> = HashMap::new();
-        let of: Vec<Vec<usize>> = clouds
+        let mut at = |rel: &str| {
+            let dir = self.root.join(rel);
+            *index.entry(dir.clone()).or_insert_with(|| {
+                dirs.push(dir);
+                dirs.len() - 1
+            })
+        };
+        type Paths = (usize, Vec<(String, usize)>);
+        let of: Vec<Vec<Paths>> = clouds
             .iter()
             .map(|cloud| {
                 config
                     .components
                     .iter()
                     .map(|c| {
-                        let dir = self.root.join(c.path.expand(env, cloud));
-                        *index.entry(dir.clone()).or_insert_with(|| {
-                            dirs.push(dir);
-                            dirs.len() - 1
-                        })
+                        let watched = c
+                            .watch
+                            .iter()
+                            .map(|w| {
+                                let rel = w.expand(env, cloud);
+                                let i = at(&rel);
+                                (rel, i)
+                            })
+                            .collect();
+                        (at(&c.path.expand(env, cloud)), watched)
                     })
                     .collect()
             })
@@ -211,7 +243,15 @@ impl Fingerprinter {
             clouds
                 .iter()
                 .zip(&of)
-                .map(|(cloud, dirs)| combine(&files[dirs[i]], &values, component, env, cloud))
+                .map(|(cloud, paths)| {
+                    let (dir, watched) = &paths[i];
+                    let pairs: Vec<(&str, &str)> = watched
+                        .iter()
+                        .map(|(rel, w)| (rel.as_str(), files[*w].as_str()))
+                        .collect();
+                    let files = with_watched(&files[*dir], &pairs);
+                    combine(&files, &values, component, env, cloud)
+                })
                 .collect::<Vec<String>>()
         });
         let mut by_cloud: Vec<Vec<String>> = clouds
@@ -517,6 +557,21 @@ pub fn definition<'c>(
     }
 }
 
+/// What a fingerprint says of a component's files: those of its directory
+/// (`dir`), then each watched path's (as written, `{env}` and `{cloud}`
+/// filled in) with what it holds. Without watched paths, the directory's
+/// alone, as before there were any.
+fn with_watched<'a>(dir: &'a str, watched: &[(&str, &str)]) -> std::borrow::Cow<'a, str> {
+    if watched.is_empty() {
+        return std::borrow::Cow::Borrowed(dir);
+    }
+    let mut files = dir.to_string();
+    for (path, id) in watched {
+        files.push_str(&format!(" {path}={id}"));
+    }
+    std::borrow::Cow::Owned(files)
+}
+
 /// `files:<sha256>` over every file under `dir` (path, executable bit and
 /// content), in sorted order so the result does not depend on the file
 /// system's listing order. What is [left out](left_out) is not hashed, nor
@@ -560,7 +615,7 @@ const LISTING_BYTES: usize = 8 * 1024;
 /// Adds every file under `dir` to `out` as (path relative to `base`, path).
 /// A symbolic link counts as a file, whatever it points at; what is
 /// [left out](left_out), and what git ignores in `worktree`, is not added.
-/// An unreadable directory adds nothing.
+/// An unreadable directory adds nothing; a file given as `base` adds itself.
 fn collect_files(
     base: &Path,
     dir: &Path,
@@ -569,12 +624,18 @@ fn collect_files(
     out: &mut Vec<(String, PathBuf)>,
 ) {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
-    let Ok(fd) = rustix::fs::open(
+    let fd = match rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-    ) else {
-        return;
+    ) {
+        Ok(fd) => fd,
+        // A watched file: itself, under no name of its own.
+        Err(rustix::io::Errno::NOTDIR) if dir == base => {
+            out.push((String::new(), dir.to_path_buf()));
+            return;
+        }
+        Err(_) => return,
     };
     let mut subdirs = Vec::new();
     let mut entries = RawDir::new(&fd, listing);

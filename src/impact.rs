@@ -28,9 +28,10 @@ pub struct Snapshot<'a> {
     /// The values files under `environments/`, by their path below it
     /// (`dev/app.yaml`).
     pub values: &'a BTreeMap<String, String>,
-    /// What each component directory holds (its path with `{env}` and
-    /// `{cloud}` filled in, relative to the configuration's directory) as
-    /// an id that changes with its content; absent when there is nothing.
+    /// What each component directory and watched path holds (its path with
+    /// `{env}` and `{cloud}` filled in, relative to the configuration's
+    /// directory) as an id that changes with its content; absent when there
+    /// is nothing.
     pub dirs: &'a BTreeMap<String, String>,
 }
 
@@ -48,7 +49,7 @@ pub enum Why {
     Reformatted,
     /// Its runner, path, commands or environment variables changed.
     Definition,
-    /// Files in its directory changed.
+    /// Files in its directory, or in a path it watches, changed.
     Files,
 }
 
@@ -259,7 +260,7 @@ fn environment(
             }
             if clouds
                 .iter()
-                .any(|c| dir(base, old, env, c) != dir(head, component, env, c))
+                .any(|c| files(base, old, env, c) != files(head, component, env, c))
             {
                 why.push(Why::Files);
             }
@@ -296,14 +297,18 @@ fn environment(
     }
 }
 
-/// What a snapshot holds at a component's directory in `env` on `cloud`.
-fn dir<'s>(
+/// What a snapshot holds at a component's directory, and at each path it
+/// watches, in `env` on `cloud`.
+fn files<'s>(
     snapshot: &Snapshot<'s>,
     component: &Component,
     env: &EnvName,
     cloud: &CloudName,
-) -> Option<&'s String> {
-    snapshot.dirs.get(&component.path.expand(env, cloud))
+) -> Vec<Option<&'s String>> {
+    std::iter::once(&component.path)
+        .chain(&component.watch)
+        .map(|path| snapshot.dirs.get(&path.expand(env, cloud)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -388,6 +393,42 @@ environments:
         assert_eq!(dev.changed[0].1, [Why::Values(1)]);
         assert_eq!(dev.diffs[0].changes[0].path.dotted(), "cidr");
         assert!(impact.environments[1].is_empty(), "prod is untouched");
+    }
+
+    #[test]
+    fn a_change_in_a_watched_path_is_a_change_of_the_component_that_watches_it() {
+        let text = CONFIG.replace(
+            "network: {path: c/network,",
+            "network: {path: c/network, watch: [modules/vpc, \"modules/{env}.tfvars\"],",
+        );
+        let c = config(&text);
+        let values = map(&[]);
+        let before = map(&[
+            ("c/network", "n"),
+            ("modules/vpc", "v1"),
+            ("modules/dev.tfvars", "d1"),
+            ("modules/prod.tfvars", "p1"),
+        ]);
+        let after = map(&[
+            ("c/network", "n"),
+            ("modules/vpc", "v1"),
+            ("modules/dev.tfvars", "d2"),
+            ("modules/prod.tfvars", "p1"),
+        ]);
+        let impact = compare(
+            &snapshot(&c, &text, &values, &before),
+            &snapshot(&c, &text, &values, &after),
+            Path::new("environments"),
+            &options(Some(&c), Some(&c)),
+        )
+        .unwrap();
+        let (dev, prod) = (&impact.environments[0], &impact.environments[1]);
+        assert_eq!(names(&dev.runs), ["network", "clusters", "addons"]);
+        assert_eq!(
+            dev.changed,
+            [(ComponentName::parse("network").unwrap(), vec![Why::Files])]
+        );
+        assert!(prod.is_empty(), "its own file did not change");
     }
 
     #[test]

@@ -81,6 +81,18 @@ fn statuses(doc: &Value) -> Vec<(String, String)> {
     v
 }
 
+/// The components `plan --changed` selects in dev, in plan order.
+fn changed(repo: &Repo) -> Vec<String> {
+    let (code, doc) = json_run(repo, &["plan", "--env", "dev", "--changed"]);
+    assert_eq!(code, Some(0), "{doc}");
+    doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn state(repo: &Repo) -> Value {
     serde_json::from_slice(&state_bytes(repo)).unwrap()
 }
@@ -556,16 +568,6 @@ fn in_a_git_repository_changes_are_found_per_directory_committed_or_not() {
     assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
     let fingerprint = |name: &str| state(&repo)["components"][name]["fingerprint"].clone();
     let before = fingerprint("net");
-    let changed = |repo: &Repo| -> Vec<String> {
-        let (code, doc) = json_run(repo, &["plan", "--env", "dev", "--changed"]);
-        assert_eq!(code, Some(0), "{doc}");
-        doc["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_string())
-            .collect()
-    };
     assert!(changed(&repo).is_empty(), "nothing changed yet");
 
     // An untracked file under c/net2 changes net2 only, although "c/net" is
@@ -585,6 +587,65 @@ fn in_a_git_repository_changes_are_found_per_directory_committed_or_not() {
     assert!(changed(&repo).is_empty(), "all applied");
 }
 
+/// The local modules a root uses live outside its directory: what it
+/// watches is part of it, a file or a directory, in a repository or not.
+#[test]
+fn a_change_in_a_watched_module_or_file_changes_the_components_watching_it() {
+    let repo = repo(
+        &[
+            ("net", &[], "true"),
+            ("app", &["net"], "true"),
+            ("dns", &[], "true"),
+        ],
+        "",
+    );
+    repo.write("modules/vpc/main.tf", "# vpc\n");
+    repo.write("scripts/common.sh", "# common\n");
+    let config = std::fs::read_to_string(repo.path().join("orchestrator.yaml")).unwrap();
+    let config = config
+        .replace(
+            "  retries: 0\n",
+            "  retries: 0\n  watch: [scripts/common.sh]\n",
+        )
+        .replace(
+            "    path: c/net\n",
+            "    path: c/net\n    watch: [modules/vpc]\n",
+        );
+    repo.write("orchestrator.yaml", &config);
+    let changed = || changed(&repo);
+    let apply = || assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
+    apply();
+    assert!(changed().is_empty());
+    repo.write("modules/vpc/main.tf", "# vpc, edited\n");
+    assert_eq!(changed(), ["net", "app"]);
+    apply();
+    repo.write("scripts/common.sh", "# common, edited\n");
+    assert_eq!(changed(), ["dns", "net", "app"]);
+    apply();
+
+    // In a repository: the committed module, then an edit to it.
+    common::git(repo.path(), &["init", "-q", "-b", "main"]);
+    repo.write(".gitignore", ".orchestrator/\n");
+    common::git(repo.path(), &["add", "-A"]);
+    common::git(repo.path(), &["commit", "-q", "-m", "all"]);
+    apply();
+    assert!(changed().is_empty());
+    repo.write("modules/vpc/main.tf", "# vpc, edited again\n");
+    common::git(repo.path(), &["commit", "-q", "-am", "vpc"]);
+    assert_eq!(changed(), ["net", "app"]);
+
+    // A watched path that is not there is a mistake, named where written.
+    repo.write(
+        "orchestrator.yaml",
+        config.replace("watch: [modules/vpc]", "watch: [modules/vcp]"),
+    );
+    let out = repo.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = common::stderr(&out);
+    assert!(said.contains("path `modules/vcp` does not exist"), "{said}");
+    assert!(said.contains("components.net.watch[0]"), "{said}");
+}
+
 /// A component directory that links to a shared one (one root for several
 /// stacks) changes when the files it links to change.
 #[test]
@@ -598,18 +659,13 @@ fn a_component_whose_directory_is_a_link_changes_with_what_it_links_to() {
     common::git(repo.path(), &["add", "-A"]);
     common::git(repo.path(), &["commit", "-q", "-m", "linked"]);
     assert_eq!(json_run(&repo, &["apply", "--env", "dev"]).0, Some(0));
-    let changed = || {
-        let (code, doc) = json_run(&repo, &["plan", "--env", "dev", "--changed"]);
-        assert_eq!(code, Some(0), "{doc}");
-        doc["components"].as_array().unwrap().len()
-    };
-    assert_eq!(changed(), 0);
+    assert!(changed(&repo).is_empty());
     repo.write("shared/net/main.tf", "# two\n");
     common::git(
         repo.path(),
         &["commit", "-q", "-am", "edit the shared root"],
     );
-    assert_eq!(changed(), 1);
+    assert_eq!(changed(&repo), ["net"]);
 }
 
 #[test]

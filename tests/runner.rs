@@ -112,6 +112,7 @@ fn component(runner: Runner, commands: Commands, env: &[(&str, &str)]) -> Compon
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<IndexMap<_, _>>(),
+        watch: Vec::new(),
         verify: Vec::new(),
     }
 }

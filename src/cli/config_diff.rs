@@ -242,14 +242,16 @@ fn read_side(repo: &Repository, commit: Oid, dir: &Path, name: &Path) -> Result<
     })
 }
 
-/// Every component directory a configuration names, in every environment
-/// and cloud.
+/// Every component directory a configuration names, and every path they
+/// watch, in every environment and cloud.
 fn component_dirs(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for env in config.environments.values() {
         for cloud in &env.clouds {
             for c in &config.components {
-                out.push(c.path.expand(&env.name, cloud));
+                for path in std::iter::once(&c.path).chain(&c.watch) {
+                    out.push(path.expand(&env.name, cloud));
+                }
             }
         }
     }

@@ -521,7 +521,25 @@ impl Walker<'_> {
                 .get("env")
                 .map(|(_, n)| self.env_vars(n, at("env")))
                 .unwrap_or_default(),
+            watch: f
+                .get("watch")
+                .map(|(_, n)| self.templates(n, at("watch")))
+                .unwrap_or_default(),
         }
+    }
+
+    /// A list of templates, each with where it was written.
+    fn templates(&mut self, node: &Node, at: At<'_>) -> Vec<Located<Template>> {
+        let Some(items) = self.list(node, at) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| {
+                let template = self.template(item, at)?;
+                Some(Located::new(template, item.pos))
+            })
+            .collect()
     }
 
     /// The entries of a required, non-empty mapping from names to things.

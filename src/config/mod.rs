@@ -111,6 +111,8 @@ pub struct Component {
     pub retry_on: Option<Vec<String>>,
     /// Environment variables: the defaults' overlaid with its own.
     pub env: IndexMap<String, String>,
+    /// Other paths whose changes are its changes: the defaults' and its own.
+    pub watch: Vec<Template>,
     /// Checks to run after apply, kept as written.
     pub verify: Vec<serde_json::Map<String, serde_json::Value>>,
 }
@@ -277,6 +279,7 @@ fn resolve(file: &Path, root: PathBuf, doc: ConfigFile, graph: Graph) -> Config 
                     .retry_on
                     .map(|patterns| patterns.into_iter().map(|p| p.value).collect()),
                 env: settings.env,
+                watch: settings.watch.into_iter().map(|w| w.value).collect(),
                 verify: spec.verify,
             }
         })

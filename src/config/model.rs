@@ -143,6 +143,12 @@ pub struct Settings {
     /// Environment variables; a component's are added over the defaults'.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    /// Other files and directories whose changes are changes of the
+    /// component (the local modules it uses, shared scripts), relative to
+    /// the repository root; may use `{env}` and `{cloud}`. A component's
+    /// are added to the defaults'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<Located<Template>>,
 }
 
 impl Settings {
@@ -154,6 +160,7 @@ impl Settings {
         "retry_delay",
         "retry_on",
         "env",
+        "watch",
     ];
 
     /// These settings with `defaults` filling in what they leave unset;
@@ -161,6 +168,12 @@ impl Settings {
     pub fn over(self, defaults: &Settings) -> Settings {
         let mut env = defaults.env.clone();
         env.extend(self.env);
+        let mut watch = defaults.watch.clone();
+        for path in self.watch {
+            if !watch.iter().any(|w| w.value == path.value) {
+                watch.push(path);
+            }
+        }
         Settings {
             runner: self.runner.or(defaults.runner),
             timeout: self.timeout.or(defaults.timeout),
@@ -168,6 +181,7 @@ impl Settings {
             retry_delay: self.retry_delay.or(defaults.retry_delay),
             retry_on: self.retry_on.or_else(|| defaults.retry_on.clone()),
             env,
+            watch,
         }
     }
 }

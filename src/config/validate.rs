@@ -7,8 +7,8 @@ use std::ffi::OsString;
 use std::path::{Component as PathPart, Path};
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
-use super::model::{ConfigFile, Runner};
-use super::names::{ComponentName, EnvName};
+use super::model::{ConfigFile, Located, Runner, Template};
+use super::names::{CloudName, ComponentName, EnvName};
 use crate::graph::{Graph, GraphError};
 use crate::yaml::Pos;
 
@@ -185,46 +185,80 @@ impl Checks<'_> {
             .flat_map(|(env, spec)| spec.clouds.iter().map(move |c| (env, &c.value)))
             .collect();
         for (name, spec) in &doc.components {
-            let template = &spec.path.value;
-            if template.as_str().is_empty() {
-                continue; // already reported as missing or invalid
-            }
-            let key = || format!("components.{name}.path");
-            if let Some(problem) = unsafe_relative_path(template.as_str()) {
-                self.error(
-                    spec.path.pos,
-                    key(),
-                    format!("path `{}` {problem}", template.as_str()),
-                )
-                .hint = Some("component paths are directories inside the repository".into());
-                continue;
-            }
-            let Some(root) = root else {
-                continue;
-            };
-            let expanded: BTreeSet<String> = if template.has_placeholders() {
-                targets.iter().map(|(e, c)| template.expand(e, c)).collect()
-            } else if dirs.is_dir(root, template.as_str()) {
-                continue; // the common case, without building a set
+            let key = format!("components.{name}.path");
+            self.path(root, &mut dirs, &targets, &spec.path, &key, true);
+        }
+        // Watched paths are checked where they are written, once.
+        let watched = doc
+            .defaults
+            .watch
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w, format!("defaults.watch[{i}]")))
+            .chain(doc.components.iter().flat_map(|(name, spec)| {
+                spec.settings
+                    .watch
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, w)| (w, format!("components.{name}.watch[{i}]")))
+            }));
+        for (path, key) in watched.collect::<Vec<_>>() {
+            self.path(root, &mut dirs, &targets, path, &key, false);
+        }
+    }
+
+    /// Checks `template`, written at `key`, names something inside the
+    /// repository that exists in every environment and cloud: a directory
+    /// when `directory`, else a file or a directory.
+    fn path(
+        &mut self,
+        root: Option<&Path>,
+        dirs: &mut DirCache,
+        targets: &[(&EnvName, &CloudName)],
+        template: &Located<Template>,
+        key: &str,
+        directory: bool,
+    ) {
+        let (pos, template) = (template.pos, &template.value);
+        if template.as_str().is_empty() {
+            return; // already reported as missing or invalid
+        }
+        if let Some(problem) = unsafe_relative_path(template.as_str()) {
+            self.error(pos, key, format!("path `{}` {problem}", template.as_str()))
+                .hint = Some(if directory {
+                "component paths are directories inside the repository".into()
             } else {
-                BTreeSet::from([template.as_str().to_string()])
-            };
-            for path in expanded {
-                if !dirs.is_dir(root, &path) {
-                    let full = root.join(&path);
-                    let what = if full.exists() {
-                        "is not a directory"
-                    } else {
-                        "does not exist"
-                    };
-                    let shown = if path == template.as_str() {
-                        format!("`{path}`")
-                    } else {
-                        format!("`{path}` (from `{}`)", template.as_str())
-                    };
-                    self.error(spec.path.pos, key(), format!("path {shown} {what}"))
-                        .hint = Some(format!("paths are relative to {}", display_root(root)));
-                }
+                "watched paths are files or directories inside the repository".into()
+            });
+            return;
+        }
+        let Some(root) = root else {
+            return;
+        };
+        let found = |dirs: &mut DirCache, path: &str| {
+            dirs.is_dir(root, path) || (!directory && root.join(path).exists())
+        };
+        let expanded: BTreeSet<String> = if template.has_placeholders() {
+            targets.iter().map(|(e, c)| template.expand(e, c)).collect()
+        } else if found(dirs, template.as_str()) {
+            return; // the common case, without building a set
+        } else {
+            BTreeSet::from([template.as_str().to_string()])
+        };
+        for path in expanded {
+            if !found(dirs, &path) {
+                let what = if root.join(&path).exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist"
+                };
+                let shown = if path == template.as_str() {
+                    format!("`{path}`")
+                } else {
+                    format!("`{path}` (from `{}`)", template.as_str())
+                };
+                self.error(pos, key, format!("path {shown} {what}")).hint =
+                    Some(format!("paths are relative to {}", display_root(root)));
             }
         }
     }

@@ -282,6 +282,7 @@ mod tests {
             retry_delay: Duration::from_millis(10),
             retry_on: None,
             env: IndexMap::new(),
+            watch: Vec::new(),
             verify: Vec::new(),
         }
     }
