@@ -49,8 +49,10 @@ pub enum Why {
     Reformatted,
     /// Its runner, path, commands or environment variables changed.
     Definition,
-    /// Files in its directory, or in a path it watches, changed.
+    /// Files in its directory changed.
     Files,
+    /// Files in a path it watches changed.
+    Watched,
 }
 
 impl std::fmt::Display for Why {
@@ -63,6 +65,7 @@ impl std::fmt::Display for Why {
             Why::Reformatted => f.write_str("values file edited, values unchanged"),
             Why::Definition => f.write_str("its definition in orchestrator.yaml"),
             Why::Files => f.write_str("files in its directory"),
+            Why::Watched => f.write_str("files it watches"),
         }
     }
 }
@@ -258,11 +261,20 @@ fn environment(
             {
                 why.push(Why::Definition);
             }
-            if clouds
-                .iter()
-                .any(|c| files(base, old, env, c) != files(head, component, env, c))
-            {
+            let (mut dir, mut watched) = (false, false);
+            for cloud in clouds {
+                let (before, after) = (
+                    files(base, old, env, cloud),
+                    files(head, component, env, cloud),
+                );
+                dir |= before[0] != after[0];
+                watched |= before[1..] != after[1..];
+            }
+            if dir {
                 why.push(Why::Files);
+            }
+            if watched {
+                why.push(Why::Watched);
             }
         }
         if !why.is_empty() {
@@ -426,7 +438,7 @@ environments:
         assert_eq!(names(&dev.runs), ["network", "clusters", "addons"]);
         assert_eq!(
             dev.changed,
-            [(ComponentName::parse("network").unwrap(), vec![Why::Files])]
+            [(ComponentName::parse("network").unwrap(), vec![Why::Watched])]
         );
         assert!(prod.is_empty(), "its own file did not change");
     }

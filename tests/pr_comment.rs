@@ -320,6 +320,50 @@ fn a_pull_request_that_changes_nothing_deployed_gets_no_comment_and_an_earlier_o
     );
 }
 
+/// A module the network root uses lives outside its directory; the root
+/// watches it, so a pull request changing only the module runs the network
+/// and what depends on it, in every environment, and says why.
+#[test]
+fn a_change_to_a_watched_module_runs_the_components_watching_it() {
+    let setup = Setup::new();
+    let fake = FakeGitHub::start();
+    write(&setup.work(), "modules/vpc/main.tf", "# vpc\n");
+    write(
+        &setup.work(),
+        "orchestrator.yaml",
+        &common::PROMOTION_CONFIG.replace(
+            "    path: c/network\n",
+            "    path: c/network\n    watch: [modules/vpc]\n",
+        ),
+    );
+    setup.commit("the network watches its module");
+    let number = fake.open_pull_request("A bigger VPC");
+    let base = setup.main();
+    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+    write(&setup.work(), "modules/vpc/main.tf", "# vpc, /16\n");
+    let head = setup.commit("vpc");
+    let out = comment(
+        &setup.work(),
+        &fake,
+        ACTIONS_TOKEN,
+        &event("opened", number, &base, &head, None),
+    );
+    assert_eq!(result(&out), "created", "{}", stderr(&out));
+    let comments = ours(&fake, number);
+    for env in ["dev", "staging", "prod"] {
+        assert_contains(
+            &comments[0].body,
+            &[
+                &format!("#### `{env}`"),
+                &format!(
+                    "`orchestrator apply --env {env} --changed` runs 2 components: `network`, `app`."
+                ),
+                "| `network` | files it watches |",
+            ],
+        );
+    }
+}
+
 #[test]
 fn a_fork_pull_request_with_a_read_only_token_only_warns() {
     let setup = Setup::new();
