@@ -783,6 +783,39 @@ fn every_event_payload_is_read_and_described() {
 }
 
 #[test]
+fn a_local_module_a_root_does_not_watch_is_a_warning_at_its_line() {
+    let mut runner = Runner::new();
+    let work = runner.workspace();
+    std::fs::remove_dir_all(work.join("environments")).unwrap();
+    std::fs::create_dir_all(work.join("stacks/net")).unwrap();
+    std::fs::create_dir_all(work.join("modules/vpc")).unwrap();
+    std::fs::write(
+        work.join("stacks/net/main.tf"),
+        "module \"vpc\" {\n  source = \"../../modules/vpc\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("orchestrator.yaml"),
+        "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
+    )
+    .unwrap();
+    runner.input("command", "validate");
+    let step = runner.run();
+    assert_eq!(step.code, Some(0), "{}", step.log);
+    let warnings = step.annotations("warning");
+    assert_eq!(warnings.len(), 1, "{}", step.log);
+    assert_eq!(warnings[0].properties["file"], "stacks/net/main.tf");
+    assert_eq!(warnings[0].properties["line"], "2");
+    assert_eq!(warnings[0].properties["title"], "`components.net.watch`");
+    assert!(warnings[0].data.contains("modules/vpc"), "{warnings:?}");
+    assert!(
+        step.summary.contains("| Where | Warning |"),
+        "{}",
+        step.summary
+    );
+}
+
+#[test]
 fn config_errors_are_annotated_at_their_file_and_line() {
     let mut runner = Runner::new();
     let config = runner.workspace().join("orchestrator.yaml");

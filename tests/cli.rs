@@ -28,7 +28,7 @@ fn validate_summarises_a_valid_config() {
         serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
     assert_eq!(
         doc,
-        json!({"valid": true, "errors": [], "components": 4, "environments": ["dev", "staging", "prod"]})
+        json!({"valid": true, "errors": [], "warnings": [], "components": 4, "environments": ["dev", "staging", "prod"]})
     );
 }
 
@@ -56,6 +56,42 @@ fn validate_counts_one_of_each_in_the_singular() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A root whose local module is outside its directory: `validate` and
+/// `plan` warn until it watches the module, and the file stays valid.
+#[test]
+fn a_local_module_a_root_does_not_watch_is_a_warning() {
+    let repo = Repo::new();
+    repo.write(
+        "stacks/net/main.tf",
+        "module \"vpc\" {\n  source = \"../../modules/vpc\"\n}\n",
+    );
+    repo.write("modules/vpc/main.tf", "# vpc\n");
+    let config = "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n";
+    repo.write("orchestrator.yaml", config);
+    let warning = "warning: `net` uses the local module `modules/vpc` (stacks/net/main.tf:2), \
+                   which it does not watch";
+    for args in [&["validate"][..], &["plan", "--env", "dev"]] {
+        let out = repo.run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).contains(warning), "{args:?}: {}", stderr(&out));
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
+    assert_eq!(doc["valid"], true);
+    assert_eq!(doc["warnings"][0]["key"], "components.net.watch");
+    assert_eq!(doc["warnings"][0]["line"], 2);
+
+    repo.write(
+        "orchestrator.yaml",
+        config.replace("runner: tofu}", "runner: tofu, watch: [modules/vpc]}"),
+    );
+    for args in [&["validate"][..], &["plan", "--env", "dev"]] {
+        let out = repo.run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    }
 }
 
 /// On GitHub Actions, starting libgit2 adds the workspace to

@@ -628,6 +628,34 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
             ));
         }
     }
+    let warnings = doc["warnings"].as_array().map_or(&[][..], Vec::as_slice);
+    if !warnings.is_empty() {
+        page.push_str("\n| Where | Warning |\n| --- | --- |\n");
+        for w in warnings {
+            let at = Location {
+                file: w["file"].as_str().unwrap_or("").to_string(),
+                line: w["line"].as_u64().map(|l| l as usize),
+                column: None,
+            };
+            let message = format!(
+                "{}\nhelp: {}",
+                w["message"].as_str().unwrap_or(""),
+                w["hint"].as_str().unwrap_or("")
+            );
+            let title = format!("`{}`", w["key"].as_str().unwrap_or(""));
+            eprint!(
+                "{}",
+                commands::annotation(Level::Warning, &title, Some(&at), &message)
+            );
+            page.push_str(&format!(
+                "| `{}:{}` | {} ({}) |\n",
+                w["file"].as_str().unwrap_or(""),
+                w["line"],
+                summary::cell(w["message"].as_str().unwrap_or("")),
+                summary::cell(w["hint"].as_str().unwrap_or("")),
+            ));
+        }
+    }
     answer.summary = if code == 0 {
         format!("validate: {} is valid", request.config)
     } else {

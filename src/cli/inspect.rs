@@ -16,9 +16,26 @@ pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Resu
         Ok(c) => config::values::check(c, &c.environments.keys().collect::<Vec<_>>(), true),
         Err(report) => report.clone(),
     };
+    let unwatched = match (&config, report.is_empty()) {
+        (Ok(c), true) => config::modules::unwatched(c),
+        _ => Vec::new(),
+    };
     if format == Format::Json {
         let mut doc = report.to_json();
         if let Ok(c) = &config {
+            doc["warnings"] = unwatched
+                .iter()
+                .map(|u| {
+                    serde_json::json!({
+                        "key": format!("components.{}.watch", u.component),
+                        "file": u.file,
+                        "line": u.line,
+                        "message": u.to_string(),
+                        "hint": config::modules::HELP,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
             doc["components"] = c.components.len().into();
             doc["environments"] = c
                 .environments
@@ -54,7 +71,15 @@ pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Resu
             report::counted(targets, "environment/cloud target"),
         )?;
     }
+    warn_unwatched(&unwatched);
     Ok(())
+}
+
+/// Says which local modules components use and do not watch.
+fn warn_unwatched(unwatched: &[config::modules::Unwatched]) {
+    for u in unwatched {
+        eprintln!("warning: {u}\n  = help: {}", config::modules::HELP);
+    }
 }
 
 pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Result<(), Failure> {
@@ -73,6 +98,7 @@ pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Re
 pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let (config, plans) = planned(file, args)?;
     write_plans(&config, &plans, args.format, out)?;
+    warn_unwatched(&config::modules::unwatched(&config));
     // A preview: it says what `destroy` would refuse, and shows the plan.
     if let Some(problem) = super::deploy::undestroyable(&config, &plans) {
         eprintln!(

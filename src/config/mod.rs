@@ -12,6 +12,7 @@ mod diagnostic;
 pub mod keypath;
 mod load;
 pub mod model;
+pub mod modules;
 mod names;
 pub mod schema;
 mod validate;
