@@ -98,7 +98,6 @@ pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Re
 pub(super) fn plan(file: &Path, args: &PlanArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let (config, plans) = planned(file, args)?;
     write_plans(&config, &plans, args.format, out)?;
-    warn_unwatched(&config::modules::unwatched(&config));
     // A preview: it says what `destroy` would refuse, and shows the plan.
     if let Some(problem) = super::deploy::undestroyable(&config, &plans) {
         eprintln!(

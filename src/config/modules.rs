@@ -55,11 +55,15 @@ pub const HELP: &str =
 /// in any environment and cloud, that they do not watch.
 pub fn unwatched(config: &Config) -> Vec<Unwatched> {
     let mut found = Vec::new();
+    // A module many roots use is read once.
+    let mut read = Sources::default();
     for component in &config.components {
         if !matches!(component.runner, Runner::Tofu | Runner::Terraform) {
             continue;
         }
-        let mut seen = BTreeSet::new();
+        // Each directory and watch list once, however many environments
+        // and clouds share them.
+        let mut targets = BTreeSet::new();
         for env in config.environments.values() {
             for cloud in &env.clouds {
                 let dir = normal(Path::new(&component.path.expand(&env.name, cloud)));
@@ -68,10 +72,14 @@ pub fn unwatched(config: &Config) -> Vec<Unwatched> {
                     .iter()
                     .map(|w| normal(Path::new(&w.expand(&env.name, cloud))))
                     .collect();
-                for miss in misses(&config.root, component, &dir, &watched) {
-                    if seen.insert((miss.module.clone(), miss.file.clone())) {
-                        found.push(miss);
-                    }
+                targets.insert((dir, watched));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (dir, watched) in &targets {
+            for miss in misses(&config.root, &mut read, component, dir, watched) {
+                if seen.insert((miss.module.clone(), miss.file.clone())) {
+                    found.push(miss);
                 }
             }
         }
@@ -81,14 +89,24 @@ pub fn unwatched(config: &Config) -> Vec<Unwatched> {
 
 /// The modules used from `dir` (relative to `root`), and from the local
 /// modules it uses in turn, that lie outside `dir` and every `watched` path.
-fn misses(root: &Path, component: &Component, dir: &Path, watched: &[PathBuf]) -> Vec<Unwatched> {
+fn misses(
+    root: &Path,
+    read: &mut Sources,
+    component: &Component,
+    dir: &Path,
+    watched: &[PathBuf],
+) -> Vec<Unwatched> {
     let covered =
         |path: &Path| path.starts_with(dir) || watched.iter().any(|w| path.starts_with(w));
     let mut out = Vec::new();
     let mut visited = BTreeSet::from([dir.to_path_buf()]);
     let mut queue = VecDeque::from([dir.to_path_buf()]);
     while let Some(at) = queue.pop_front() {
-        for (file, line, source) in sources(root, &at) {
+        let found = read
+            .entry(at.clone())
+            .or_insert_with(|| sources(root, &at))
+            .clone();
+        for (file, line, source) in found {
             let module = normal(&at.join(source));
             if module.starts_with("..") || !visited.insert(module.clone()) {
                 continue;
@@ -106,6 +124,9 @@ fn misses(root: &Path, component: &Component, dir: &Path, watched: &[PathBuf]) -
     }
     out
 }
+
+/// The local `source` paths found in each directory read.
+type Sources = std::collections::HashMap<PathBuf, Vec<(PathBuf, usize, String)>>;
 
 /// The local `source` paths in the `.tf` files of `dir` (relative to
 /// `root`): the file, the line, and the path as written.
