@@ -1237,10 +1237,12 @@ fn pid_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
-#[test]
-fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process() {
-    // The component ignores SIGINT and has a grandchild, so only the SIGKILL
-    // after the grace period ends them.
+/// A repository whose `stubborn` component ignores SIGINT and has a
+/// grandchild, so only the SIGKILL after the grace period ends them, with
+/// `after` depending on it; and a JSON apply of it, started and waited for
+/// until the component runs. Returns the run and the pids of the
+/// component and its grandchild.
+fn stubborn_run() -> (Repo, std::process::Child, i32, i32) {
     let repo = repo(
         &[
             (
@@ -1273,12 +1275,27 @@ fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process()
             .unwrap()
     };
     let (grandchild, component) = (read_pid("grandchild.pid"), read_pid("child.pid"));
+    (repo, child, component, grandchild)
+}
+
+fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// Waits up to two seconds for `pids` to be gone.
+fn all_gone(pids: &[i32]) -> bool {
+    let gone = Instant::now() + Duration::from_secs(2);
+    while pids.iter().any(|p| pid_alive(*p)) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !pids.iter().any(|p| pid_alive(*p))
+}
+
+#[test]
+fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process() {
+    let (repo, child, component, grandchild) = stubborn_run();
     let signalled = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
     let out: Output = child.wait_with_output().unwrap();
     let took = signalled.elapsed();
     assert_eq!(
@@ -1301,14 +1318,34 @@ fn sigterm_cancels_within_five_seconds_records_cancelled_and_leaves_no_process()
         recorded["components"]["after"]["error"],
         "the run was cancelled before it started"
     );
-    let gone = Instant::now() + Duration::from_secs(2);
-    while (pid_alive(grandchild) || pid_alive(component)) && Instant::now() < gone {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(all_gone(&[grandchild, component]), "processes left behind");
+}
+
+/// A second Ctrl-C does not wait out the three seconds of grace: what
+/// still runs is killed at once, and the run is recorded as cancelled.
+#[test]
+fn a_second_interrupt_kills_what_still_runs_at_once() {
+    let (repo, child, component, grandchild) = stubborn_run();
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    let again = Instant::now();
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    let out: Output = child.wait_with_output().unwrap();
+    let took = again.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(said.contains("(Ctrl-C again kills them now)"), "{said}");
     assert!(
-        !pid_alive(grandchild) && !pid_alive(component),
-        "processes left behind"
+        said.contains("Killing the running components now"),
+        "{said}"
     );
+    // Well within the grace the first interrupt gave.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(
+        state(&repo)["components"]["stubborn"]["status"],
+        "cancelled"
+    );
+    assert!(all_gone(&[grandchild, component]), "processes left behind");
 }
 
 #[test]

@@ -93,6 +93,7 @@ fn shell_job(dir: &Path, script: &str) -> Job {
             base: Duration::from_millis(10),
             max: Duration::from_millis(50),
         },
+        kill_now: CancellationToken::new(),
     }
 }
 

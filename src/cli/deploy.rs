@@ -199,7 +199,8 @@ pub(super) fn run_observed(
             signal(SignalKind::hangup()),
         )
     };
-    runtime.spawn(cancel_on_signals(signals, cancel.clone()));
+    let kill_now = CancellationToken::new();
+    runtime.spawn(cancel_on_signals(signals, cancel.clone(), kill_now.clone()));
     let states = observations
         .iter()
         .map(|o| {
@@ -225,6 +226,7 @@ pub(super) fn run_observed(
             args.max_parallel.unwrap_or(config.max_parallel) as usize
         },
         grace: GRACE,
+        kill_now: kill_now.clone(),
     };
     // Where each component comes in the plans, by cloud and graph index
     // (`usize::MAX` where it is not planned): the results are reported in
@@ -519,17 +521,27 @@ async fn cancel_on_signals(
         std::io::Result<Signal>,
     ),
     cancel: CancellationToken,
+    kill_now: CancellationToken,
 ) {
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = signals else {
         return;
     };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
-    }
-    eprintln!("Cancelling: stopping running components and recording the state…");
+    let mut next = async || {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+    };
+    next().await;
+    eprintln!(
+        "Cancelling: stopping running components and recording the state \
+         (Ctrl-C again kills them now)…"
+    );
     cancel.cancel();
+    next().await;
+    eprintln!("Killing the running components now…");
+    kill_now.cancel();
 }
 
 fn key(f: &Finished, multi_cloud: bool) -> String {

@@ -180,6 +180,9 @@ pub struct Options {
     pub max_parallel: usize,
     /// How long a stopped component gets between SIGINT and SIGKILL.
     pub grace: Duration,
+    /// Fired after the run was cancelled (a second Ctrl-C): what still runs
+    /// is killed at once, without waiting out the grace.
+    pub kill_now: CancellationToken,
 }
 
 /// Everything a visit needs, shared by the concurrent visits.
@@ -684,6 +687,7 @@ fn prepare(ctx: &Context, unit: Unit, outputs_file: &Path) -> Result<Job, String
     };
     let mut job = Job::new(component, action, &step_ctx, transient).map_err(|e| e.to_string())?;
     job.grace = ctx.options.grace;
+    job.kill_now = ctx.options.kill_now.clone();
     // Retries start after the component's delay and double, with jitter,
     // up to the runner's cap (or the delay itself, when that is longer).
     job.backoff = Backoff {

@@ -96,6 +96,9 @@ pub struct Job {
     pub grace: Duration,
     /// The delays between attempts.
     pub backoff: Backoff,
+    /// Once the run is cancelled, fired to kill the step at once rather
+    /// than after `grace`.
+    pub kill_now: CancellationToken,
 }
 
 impl Job {
@@ -154,6 +157,7 @@ impl Job {
             transient,
             grace: DEFAULT_GRACE,
             backoff: Backoff::default(),
+            kill_now: CancellationToken::new(),
         })
     }
 }
@@ -481,6 +485,11 @@ async fn run_step(
                     kill_at = None;
                 }
             },
+            // A second Ctrl-C: the grace is over.
+            () = job.kill_now.cancelled(), if stop == Some(Stop::Cancel) && kill_at.is_some() && status.is_none() => {
+                group.signal(Signal::SIGKILL);
+                kill_at = None;
+            }
             exited = child.next_exit(), if status.is_none() => {
                 // Most SIGCHLDs are another step's.
                 if let Some(exited) = exited.transpose() {
