@@ -8,6 +8,7 @@
 //! the branch's newest state, so the records of other jobs writing the same
 //! environment are kept, and a record another job wrote later wins.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -120,7 +121,19 @@ pub fn take_lock(
                 }
                 None => BTreeMap::new(),
             };
-            let gone = |h: &Holder| ended_here(h, claim.host.as_deref());
+            // What each run killed here left running, looked for once: it
+            // decides whether its claim stands, and the refusal names it.
+            let left: RefCell<HashMap<u64, Vec<Process>>> = RefCell::default();
+            let left_by = |h: &Holder| {
+                if !gone_here(h, claim.host.as_deref()) {
+                    return Vec::new();
+                }
+                left.borrow_mut()
+                    .entry(h.run)
+                    .or_insert_with(|| runner::processes_of_run(h.run))
+                    .clone()
+            };
+            let gone = |h: &Holder| gone_here(h, claim.host.as_deref()) && left_by(h).is_empty();
             match lock::acquire(
                 &mut state.lock,
                 claim.holder(now),
@@ -128,7 +141,7 @@ pub fn take_lock(
                 &gone,
             ) {
                 Acquired::Held(holder) => {
-                    let processes = left_running(&holder, claim.host.as_deref());
+                    let processes = left_by(&holder);
                     let holder = Box::new(holder);
                     Err(if processes.is_empty() {
                         Refusal::LockHeld(holder)
@@ -189,17 +202,6 @@ fn gone_here(holder: &Holder, host: Option<&str>) -> bool {
         return false;
     };
     theirs == ours && pid != std::process::id() && runner::process_gone(pid)
-}
-
-/// What a run killed on this machine left running (its components'
-/// processes, which go on acting on what its lock guards); nothing for a
-/// run that is alive or elsewhere.
-pub fn left_running(holder: &Holder, host: Option<&str>) -> Vec<Process> {
-    if gone_here(holder, host) {
-        runner::processes_of_run(holder.run)
-    } else {
-        Vec::new()
-    }
 }
 
 /// Pushes the records the local copy has and the branch lacks (left by a
