@@ -148,12 +148,7 @@ impl Fingerprinter {
             .collect();
         let mut dirs = vec![self.root.join(component.path.expand(env, cloud))];
         dirs.extend(watched.iter().map(|w| self.root.join(w)));
-        let trees = self.git_trees(&dirs);
-        let files: Vec<String> = trees
-            .into_iter()
-            .zip(&dirs)
-            .map(|(tree, dir)| tree.unwrap_or_else(|| content_hash(dir, self.worktree())))
-            .collect();
+        let files = self.holdings(&dirs);
         let pairs: Vec<(&str, &str)> = watched
             .iter()
             .map(String::as_str)
@@ -212,13 +207,7 @@ impl Fingerprinter {
                     .collect()
             })
             .collect();
-        let trees = self.git_trees(&dirs);
-        let worktree = self.worktree();
-        let files = parallel(dirs.len(), |i| {
-            trees[i]
-                .clone()
-                .unwrap_or_else(|| content_hash(&dirs[i], worktree))
-        });
+        let files = self.holdings(&dirs);
         let known = self
             .values
             .as_ref()
@@ -264,6 +253,18 @@ impl Fingerprinter {
             }
         }
         by_cloud
+    }
+
+    /// What each of `dirs` holds: its git tree id at HEAD when clean, else a
+    /// hash of its files, those that need one hashed in parallel.
+    fn holdings(&self, dirs: &[PathBuf]) -> Vec<String> {
+        let trees = self.git_trees(dirs);
+        let worktree = self.worktree();
+        parallel(dirs.len(), |i| {
+            trees[i]
+                .clone()
+                .unwrap_or_else(|| content_hash(&dirs[i], worktree))
+        })
     }
 
     /// `git:<tree id>` of each directory at HEAD, for those that are tracked
