@@ -494,7 +494,7 @@ impl Template {
 
     /// True when the template uses `{env}` or `{cloud}`.
     pub fn has_placeholders(&self) -> bool {
-        self.0.contains("{env}") || self.0.contains("{cloud}")
+        has_placeholders(&self.0)
     }
 
     /// The text with `{env}` and `{cloud}` filled in.
@@ -503,10 +503,15 @@ impl Template {
     }
 }
 
+/// Whether `text`, a [`Template`] as written, uses `{env}` or `{cloud}`.
+fn has_placeholders(text: &str) -> bool {
+    text.contains("{env}") || text.contains("{cloud}")
+}
+
 /// `text`, a [`Template`] as written, with `{env}` and `{cloud}` filled in;
 /// the shell's own `${env}` and `${cloud}` are left alone.
 pub fn expand(text: &str, env: &EnvName, cloud: &CloudName) -> String {
-    if !text.contains("{env}") && !text.contains("{cloud}") {
+    if !has_placeholders(text) {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 16);
