@@ -21,6 +21,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
 use serde_json::Value;
 
+use crate::config::model::expand;
 use crate::config::{Config, EnvName, KeyPattern, Report, values};
 use crate::events::{Event, Subscriber};
 
@@ -69,6 +70,7 @@ impl Redactor {
     ) -> Result<Redactor, Report> {
         Ok(Redactor::for_values(
             config,
+            env,
             &values::load_all(config, env)?,
             tokens,
         ))
@@ -76,14 +78,31 @@ impl Redactor {
 
     /// [`Redactor::for_environment`] with the environment's values already
     /// loaded (in the config's component order).
-    pub fn for_values(config: &Config, loaded: &[Value], tokens: &[&str]) -> Redactor {
+    pub fn for_values(
+        config: &Config,
+        env: &EnvName,
+        loaded: &[Value],
+        tokens: &[&str],
+    ) -> Redactor {
         let mut redactor = Redactor::new(&config.secrets.keys);
         redactor.add_loaded(config, loaded);
-        let own = config.components.iter().flat_map(|c| c.env.iter());
-        let inherited: Vec<(String, String)> = std::env::vars_os()
-            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
-            .collect();
-        redactor.add_variables(own.chain(inherited.iter().map(|(n, v)| (n, v))));
+        // Components' own variables as each cloud of `env` gets them.
+        let clouds = config
+            .environments
+            .get(env)
+            .map_or(&[][..], |e| e.clouds.as_slice());
+        let own = config.components.iter().flat_map(|c| {
+            c.env.iter().flat_map(|(name, value)| {
+                clouds
+                    .iter()
+                    .map(|cloud| (name.clone(), expand(value, env, cloud)))
+            })
+        });
+        let inherited = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        let variables: Vec<(String, String)> = own.chain(inherited).collect();
+        redactor.add_variables(variables.iter().map(|(n, v)| (n, v)));
         redactor.add_secrets(tokens.iter().map(|t| t.to_string()));
         redactor
     }

@@ -573,7 +573,7 @@ fn secret_variables_a_component_echoes_are_masked_in_the_terminal_log_and_issue(
         "orchestrator.yaml",
         config.replace(
             "    path: c/db\n",
-            "    path: c/db\n    env: {DB_TOKEN: db-token-4f9a}\n",
+            "    path: c/db\n    env: {DB_TOKEN: \"db-token-{env}-4f9a\"}\n",
         ),
     );
     let out = command(&repo, &fake, TOKEN, 7102)
@@ -587,7 +587,7 @@ fn secret_variables_a_component_echoes_are_masked_in_the_terminal_log_and_issue(
         &fake,
         &out,
         &["login -p ***", "using *** now", "rotate true"],
-        &["Xq8~client.secret", "db-token-4f9a"],
+        &["Xq8~client.secret", "db-token-dev-4f9a"],
     );
 }
 

@@ -67,7 +67,7 @@ pub(super) fn run_observed(
     // digests go into the fingerprints.
     let crate::config::values::Loaded { values, digests } =
         crate::config::values::load_checked(&config, &env).map_err(Failure::Config)?;
-    let redactor = Redactor::for_values(&config, &values, token.as_deref().as_slice());
+    let redactor = Redactor::for_values(&config, &env, &values, token.as_deref().as_slice());
     let context = RunContext::from_env();
     if context.on_actions {
         // Registered before a component can print one.
