@@ -102,11 +102,8 @@ fn misses(
     let mut visited = BTreeSet::from([dir.to_path_buf()]);
     let mut queue = VecDeque::from([dir.to_path_buf()]);
     while let Some(at) = queue.pop_front() {
-        let found = read
-            .entry(at.clone())
-            .or_insert_with(|| sources(root, &at))
-            .clone();
-        for (file, line, source) in found {
+        let found = read.entry(at.clone()).or_insert_with(|| sources(root, &at));
+        for (file, line, source) in found.iter() {
             let module = normal(&at.join(source));
             if module.starts_with("..") || !visited.insert(module.clone()) {
                 continue;
@@ -115,7 +112,7 @@ fn misses(
                 out.push(Unwatched {
                     component: component.name.to_string(),
                     file: file.clone(),
-                    line,
+                    line: *line,
                     module: module.clone(),
                 });
             }
