@@ -75,9 +75,6 @@ fn left_out_path(path: &[u8]) -> bool {
     false
 }
 
-/// The mode git records for a symbolic link.
-const SYMLINK_MODE: i32 = 0o120_000;
-
 /// At most this many threads hash files; reading a thousand small
 /// directories is done in a few milliseconds with two.
 const MAX_THREADS: usize = 8;
@@ -304,7 +301,7 @@ impl Fingerprinter {
                         return Some(format!("git:{}", trees.head.id()));
                     };
                     let entry = trees.at(parent)?.get_name_bytes(name.as_bytes())?;
-                    if entry.filemode() != SYMLINK_MODE {
+                    if entry.filemode() != i32::from(git2::FileMode::Link) {
                         // The entry as it is: a tree, or a submodule's commit.
                         return Some(format!("git:{}", entry.id()));
                     }

@@ -698,7 +698,6 @@ pub fn entry_id(repo: &Repository, commit: Oid, path: &Path) -> Result<Option<Oi
     use std::path::Component;
     /// More links than this on one path is a loop.
     const MAX_LINKS: usize = 40;
-    const SYMLINK_MODE: i32 = 0o120_000;
     let tree = repo.find_commit(commit)?.tree()?;
     let mut ahead: VecDeque<std::ffi::OsString> = path
         .components()
@@ -723,7 +722,7 @@ pub fn entry_id(repo: &Repository, commit: Oid, path: &Path) -> Result<Option<Oi
             Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        if entry.filemode() != SYMLINK_MODE {
+        if entry.filemode() != i32::from(git2::FileMode::Link) {
             continue;
         }
         links += 1;
