@@ -138,15 +138,10 @@ impl Fingerprinter {
         cloud: &CloudName,
         component: &Component,
     ) -> String {
-        let watched: Vec<String> = component
-            .watch
-            .iter()
-            .map(|w| w.expand(env, cloud))
-            .collect();
-        let mut dirs = vec![self.root.join(component.path.expand(env, cloud))];
-        dirs.extend(watched.iter().map(|w| self.root.join(w)));
+        let rels: Vec<String> = component.paths().map(|p| p.expand(env, cloud)).collect();
+        let dirs: Vec<PathBuf> = rels.iter().map(|r| self.root.join(r)).collect();
         let files = self.holdings(&dirs);
-        let pairs: Vec<(&str, &str)> = watched
+        let pairs: Vec<(&str, &str)> = rels[1..]
             .iter()
             .map(String::as_str)
             .zip(files[1..].iter().map(String::as_str))

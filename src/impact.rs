@@ -317,8 +317,8 @@ fn files<'s>(
     env: &EnvName,
     cloud: &CloudName,
 ) -> Vec<Option<&'s String>> {
-    std::iter::once(&component.path)
-        .chain(&component.watch)
+    component
+        .paths()
         .map(|path| snapshot.dirs.get(&path.expand(env, cloud)))
         .collect()
 }

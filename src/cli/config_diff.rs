@@ -249,7 +249,7 @@ fn component_dirs(config: &Config) -> Vec<String> {
     for env in config.environments.values() {
         for cloud in &env.clouds {
             for c in &config.components {
-                for path in std::iter::once(&c.path).chain(&c.watch) {
+                for path in c.paths() {
                     out.push(path.expand(&env.name, cloud));
                 }
             }

@@ -118,6 +118,14 @@ pub struct Component {
     pub verify: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
+impl Component {
+    /// Every path whose files are the component's: its directory, then
+    /// what it watches.
+    pub fn paths(&self) -> impl Iterator<Item = &Template> {
+        std::iter::once(&self.path).chain(&self.watch)
+    }
+}
+
 /// One environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
