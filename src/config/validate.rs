@@ -202,7 +202,7 @@ impl Checks<'_> {
                     .enumerate()
                     .map(move |(i, w)| (w, format!("components.{name}.watch[{i}]")))
             }));
-        for (path, key) in watched.collect::<Vec<_>>() {
+        for (path, key) in watched {
             self.path(root, &mut dirs, &targets, path, &key, false);
         }
     }
