@@ -173,6 +173,40 @@ impl Node<'_> {
         }
     }
 
+    /// A number's or boolean's text as written in `source`, the text this
+    /// node was parsed from: `1.10` where the value is 1.1. `None` for
+    /// other nodes, and where the written text is not a plain scalar of
+    /// this value (a tagged one, `!!float 1`, or an alias, whose text is
+    /// `*name`).
+    pub fn written<'t>(&self, source: &'t str) -> Option<&'t str> {
+        let text = source.get(self.span.range())?;
+        let same = match (&self.value, plain_value(text)) {
+            (Value::Int(a), Value::Int(b)) => *a == b,
+            (Value::Bool(a), Value::Bool(b)) => *a == b,
+            (Value::Float(a), Value::Float(b)) => a == &b || (a.is_nan() && b.is_nan()),
+            _ => false,
+        };
+        same.then_some(text)
+    }
+
+    /// What JSON would make of this number, when that is not the number
+    /// as written in `source`; `None` for everything else.
+    ///
+    /// JSON has no infinity or NaN (they would become `null`), and an
+    /// integer beyond 64 bits is read as a float, keeping about 17 digits
+    /// (`123456789012345678901` becomes `1.2345678901234568e20`).
+    pub fn json_loss(&self, source: &str) -> Option<JsonLoss> {
+        let Value::Float(f) = self.value else {
+            return None;
+        };
+        if !f.is_finite() {
+            return Some(JsonLoss::NotFinite);
+        }
+        let text = self.written(source)?;
+        let integer = !text.contains(['.', 'e', 'E']);
+        integer.then(|| JsonLoss::TooLarge(serde_json::Value::from(f).to_string()))
+    }
+
     fn count(&self) -> usize {
         1 + match &self.value {
             Value::Seq(items) => items.iter().map(Node::count).sum(),
@@ -180,6 +214,15 @@ impl Node<'_> {
             _ => 0,
         }
     }
+}
+
+/// How a number would change on its way into JSON (see [`Node::json_loss`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonLoss {
+    /// `.inf`, `-.inf` or `.nan`, which JSON cannot hold.
+    NotFinite,
+    /// An integer too large for 64 bits, and the float JSON would hold.
+    TooLarge(String),
 }
 
 /// A document that could not be parsed.
@@ -1101,5 +1144,48 @@ mod tests {
             let ours = parse(&doc).unwrap().to_json();
             assert_eq!(ours, theirs, "scalar `{s}`");
         }
+    }
+
+    #[test]
+    fn numbers_and_booleans_keep_the_text_they_are_written_in() {
+        let text =
+            "a: 1.10\nb: 0x1F\nc: true\nd: \"1.10\"\ne: !!float 1\nf: &n 2.50\ng: *n\nh: .nan\n";
+        let doc = parse(text).unwrap();
+        let written: Vec<Option<&str>> = map(&doc).iter().map(|(_, v)| v.written(text)).collect();
+        assert_eq!(
+            written,
+            [
+                Some("1.10"),
+                Some("0x1F"),
+                Some("true"),
+                None, // a string
+                None, // tagged: its text alone is the integer 1
+                Some("2.50"),
+                None, // an alias: its own text is `*n`
+                Some(".nan"),
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_json_cannot_carry_as_written_are_found() {
+        let text = "a: .inf\nb: -.Inf\nc: .nan\nd: 123456789012345678901\ne: -9223372036854775809\nf: 9223372036854775807\ng: 1.10\nh: 1e300\ni: '.inf'\n";
+        let doc = parse(text).unwrap();
+        let losses: Vec<Option<JsonLoss>> =
+            map(&doc).iter().map(|(_, v)| v.json_loss(text)).collect();
+        assert_eq!(
+            losses,
+            [
+                Some(JsonLoss::NotFinite),
+                Some(JsonLoss::NotFinite),
+                Some(JsonLoss::NotFinite),
+                Some(JsonLoss::TooLarge("1.2345678901234568e+20".into())),
+                Some(JsonLoss::TooLarge("-9.223372036854776e+18".into())),
+                None,
+                None,
+                None,
+                None,
+            ]
+        );
     }
 }

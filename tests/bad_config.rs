@@ -663,6 +663,46 @@ fn values_files_must_be_mappings_and_valid_yaml() {
     );
 }
 
+/// Components get their values as JSON, which has no infinity or NaN and
+/// reads an integer beyond 64 bits as a float: such a value is refused at
+/// its line rather than handed on as null or rounded, and nothing runs.
+#[test]
+fn values_json_cannot_carry_as_written_are_refused_before_anything_runs() {
+    let repo = Repo::valid();
+    repo.write(
+        "environments/dev/network.yaml",
+        "cidr: 10.0.0.0/16\nlimits:\n  burst: .inf\n  ratios: [0.5, .nan]\naccount: 123456789012345678901\nmax: 9223372036854775807\n",
+    );
+    for args in [&["validate"][..], &["apply", "--env", "dev", "--no-commit"]] {
+        let out = repo.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for expected in [
+            "environments/dev/network.yaml:3:10",
+            "`.inf` has no JSON form: components would get null (at `limits.burst`)",
+            "environments/dev/network.yaml:4:17",
+            "(at `limits.ratios.1`)",
+            "environments/dev/network.yaml:5:10",
+            "`123456789012345678901` is too large for a 64-bit integer: components would get 1.2345678901234568e+20 (at `account`)",
+            "quote the value to pass its text",
+            "3 errors found; nothing was changed",
+        ] {
+            assert!(
+                err.contains(expected),
+                "{args:?}: missing {expected:?} in\n{err}"
+            );
+        }
+        assert!(
+            !err.contains("`max`"),
+            "the largest 64-bit integer is fine: {err}"
+        );
+    }
+    assert!(
+        !repo.path().join(".orchestrator").exists(),
+        "nothing was run or recorded"
+    );
+}
+
 #[test]
 fn validate_json_lists_errors_on_stdout_and_still_exits_2() {
     let repo = Repo::valid();

@@ -1122,6 +1122,27 @@ fn variables_name_the_environment_and_cloud_a_component_is_deployed_to() {
     }
 }
 
+/// Variables hold text: one written as a number reaches the component as
+/// written, not as the number YAML reads (`1.10` is 1.1, and an integer
+/// beyond 64 bits a rounded float).
+#[test]
+fn variables_written_as_numbers_reach_components_as_written() {
+    let repo = repo(
+        &[(
+            "net",
+            &[],
+            "printf '%s|%s|%s|%s\\n' \"$K8S_VERSION\" \"$ACCOUNT\" \"$PORT\" \"$DEBUG\" > ../../seen",
+        )],
+        "    env:\n      K8S_VERSION: 1.30\n      ACCOUNT: 123456789012345678901234\n      PORT: 0x1F90\n      DEBUG: true\n",
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("seen")).unwrap(),
+        "1.30|123456789012345678901234|0x1F90|true\n"
+    );
+}
+
 /// The log directory of the only run in `repo`.
 fn run_logs(repo: &Repo) -> std::path::PathBuf {
     let runs: Vec<_> = std::fs::read_dir(repo.path().join(".orchestrator/logs"))

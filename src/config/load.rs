@@ -29,8 +29,8 @@ pub const EXTENSION_PREFIX: &str = "x-";
 
 /// Reads the document into a [`ConfigFile`]; problems go to `report`.
 /// Returns `None` only when the document is not a mapping at all.
-pub fn read(file: &Path, root: &Node, report: &mut Report) -> Option<ConfigFile> {
-    let mut w = Walker { file, report };
+pub fn read(file: &Path, text: &str, root: &Node, report: &mut Report) -> Option<ConfigFile> {
+    let mut w = Walker { file, text, report };
     let top = match &root.value {
         Value::Map(entries) => w.fields(entries, "", ConfigFile::KEYS),
         Value::Null => {
@@ -170,6 +170,8 @@ impl<'n> Fields<'n> {
 
 struct Walker<'a> {
     file: &'a Path,
+    /// The text the document was parsed from.
+    text: &'a str,
     report: &'a mut Report,
 }
 
@@ -253,8 +255,13 @@ impl Walker<'_> {
         }
     }
 
-    /// A scalar as text: environment variable values may be written as numbers or booleans.
+    /// A scalar as text: environment variable values may be written as
+    /// numbers or booleans, and are then their text as written (`1.10`,
+    /// not the 1.1 YAML reads), since variables hold text.
     fn scalar_text(&mut self, node: &Node, at: At<'_>) -> Option<String> {
+        if let Some(written) = node.written(self.text) {
+            return Some(written.to_string());
+        }
         match &node.value {
             Value::Str(s) => Some(s.to_string()),
             Value::Int(i) => Some(i.to_string()),

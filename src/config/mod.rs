@@ -192,8 +192,8 @@ pub fn from_text(file: &Path, text: &str) -> Result<Config, Report> {
 /// looked for under `dirs` when given.
 fn build(file: &Path, text: String, root: PathBuf, dirs: Option<&Path>) -> Result<Config, Report> {
     let mut report = Report::default();
-    let document =
-        parse_yaml(file, &text, &mut report).and_then(|tree| load::read(file, &tree, &mut report));
+    let document = parse_yaml(file, &text, &mut report)
+        .and_then(|tree| load::read(file, &text, &tree, &mut report));
     let graph = document
         .as_ref()
         .and_then(|doc| validate::check(file, dirs, doc, &mut report));

@@ -6,6 +6,7 @@
 //! an error, because a misspelt file name would otherwise be silently
 //! ignored and a deploy would run without its values.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostic::{Diagnostic, Report, did_you_mean};
 use super::{ComponentName, Config, EnvName, parse_yaml, read_text};
-use crate::yaml::{Node, Pos, Value};
+use crate::yaml::{JsonLoss, Node, Pos, Value};
 
 /// The directory, under the repository root, holding one folder per environment.
 pub const VALUES_DIR: &str = "environments";
@@ -242,9 +243,12 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<Read> {
         Err(_) => return None,
     };
     let before = report.diagnostics.len();
-    let value = parse(file, &text, report).map(|node| match node.value {
-        Value::Null => serde_json::Value::Object(Default::default()),
-        _ => node.to_json(),
+    let value = parse(file, &text, report).map(|node| {
+        check_numbers(file, &text, &node, &mut Vec::new(), report);
+        match node.value {
+            Value::Null => serde_json::Value::Object(Default::default()),
+            _ => node.to_json(),
+        }
     });
     let digest = digest(text.as_bytes());
     if report.diagnostics.len() > before {
@@ -273,6 +277,52 @@ pub fn parse<'t>(file: &Path, text: &'t str, report: &mut Report) -> Option<Node
                 .hint("components receive their values as a JSON object"),
             );
             None
+        }
+    }
+}
+
+/// Reports every number of a values file that would not reach components
+/// as written: they get the values as JSON, which has no infinity or NaN,
+/// and reads an integer beyond 64 bits as a float.
+fn check_numbers<'t>(
+    file: &Path,
+    text: &str,
+    node: &'t Node<'t>,
+    path: &mut Vec<Cow<'t, str>>,
+    report: &mut Report,
+) {
+    match &node.value {
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                path.push(Cow::Borrowed(&key.name));
+                check_numbers(file, text, value, path, report);
+                path.pop();
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Cow::Owned(i.to_string()));
+                check_numbers(file, text, item, path, report);
+                path.pop();
+            }
+        }
+        _ => {
+            let Some(loss) = node.json_loss(text) else {
+                return;
+            };
+            let written = node.written(text).unwrap_or("the number");
+            let message = match loss {
+                JsonLoss::NotFinite => {
+                    format!("`{written}` has no JSON form: components would get null")
+                }
+                JsonLoss::TooLarge(float) => format!(
+                    "`{written}` is too large for a 64-bit integer: components would get {float}"
+                ),
+            };
+            report.push(
+                Diagnostic::new(file, node.pos, path.join("."), message)
+                    .hint("components get their values as JSON; quote the value to pass its text"),
+            );
         }
     }
 }
