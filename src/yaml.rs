@@ -194,7 +194,8 @@ impl Node<'_> {
     ///
     /// JSON has no infinity or NaN (they would become `null`), and an
     /// integer beyond 64 bits is read as a float, keeping about 17 digits
-    /// (`123456789012345678901` becomes `1.2345678901234568e20`).
+    /// (`123456789012345678901` becomes `1.2345678901234568e20`); a
+    /// decimal loses its last zeros (`1.30` is 1.3).
     pub fn json_loss(&self, source: &str) -> Option<JsonLoss> {
         let Value::Float(f) = self.value else {
             return None;
@@ -203,8 +204,13 @@ impl Node<'_> {
             return Some(JsonLoss::NotFinite);
         }
         let text = self.written(source)?;
-        let integer = !text.contains(['.', 'e', 'E']);
-        integer.then(|| JsonLoss::TooLarge(serde_json::Value::from(f).to_string()))
+        let json = serde_json::Value::from(f).to_string();
+        if !text.contains(['.', 'e', 'E']) {
+            return Some(JsonLoss::TooLarge(json));
+        }
+        let decimal = !text.contains(['e', 'E']);
+        (decimal && text.ends_with('0') && json != text.trim_start_matches('+'))
+            .then_some(JsonLoss::Zeros(json))
     }
 
     fn count(&self) -> usize {
@@ -223,6 +229,10 @@ pub enum JsonLoss {
     NotFinite,
     /// An integer too large for 64 bits, and the float JSON would hold.
     TooLarge(String),
+    /// A decimal whose last zeros JSON drops (`1.30` is 1.3), and the
+    /// number it holds: the same number, but not the text a version or a
+    /// string-typed variable meant.
+    Zeros(String),
 }
 
 /// A document that could not be parsed.
@@ -1169,7 +1179,7 @@ mod tests {
 
     #[test]
     fn numbers_json_cannot_carry_as_written_are_found() {
-        let text = "a: .inf\nb: -.Inf\nc: .nan\nd: 123456789012345678901\ne: -9223372036854775809\nf: 9223372036854775807\ng: 1.10\nh: 1e300\ni: '.inf'\n";
+        let text = "a: .inf\nb: -.Inf\nc: .nan\nd: 123456789012345678901\ne: -9223372036854775809\nf: 9223372036854775807\ng: 1.10\nh: 1e300\ni: '.inf'\nj: 1.0\nk: +2.50\nl: 1.5\nm: 1.50e2\n";
         let doc = parse(text).unwrap();
         let losses: Vec<Option<JsonLoss>> =
             map(&doc).iter().map(|(_, v)| v.json_loss(text)).collect();
@@ -1182,9 +1192,13 @@ mod tests {
                 Some(JsonLoss::TooLarge("1.2345678901234568e+20".into())),
                 Some(JsonLoss::TooLarge("-9.223372036854776e+18".into())),
                 None,
+                Some(JsonLoss::Zeros("1.1".into())),
                 None,
                 None,
+                None, // JSON writes 1.0 too
+                Some(JsonLoss::Zeros("2.5".into())),
                 None,
+                None, // written with an exponent: a number, not a version
             ]
         );
     }

@@ -783,7 +783,7 @@ fn every_event_payload_is_read_and_described() {
 }
 
 #[test]
-fn a_local_module_a_root_does_not_watch_is_a_warning_at_its_line() {
+fn unwatched_modules_and_versions_read_as_numbers_are_warnings_at_their_line() {
     let mut runner = Runner::new();
     let work = runner.workspace();
     std::fs::remove_dir_all(work.join("environments")).unwrap();
@@ -799,15 +799,26 @@ fn a_local_module_a_root_does_not_watch_is_a_warning_at_its_line() {
         "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
     )
     .unwrap();
+    // And a version YAML reads as a number.
+    std::fs::create_dir_all(work.join("environments/dev")).unwrap();
+    std::fs::write(
+        work.join("environments/dev/net.yaml"),
+        "eks_version: 1.30\n",
+    )
+    .unwrap();
     runner.input("command", "validate");
     let step = runner.run();
     assert_eq!(step.code, Some(0), "{}", step.log);
     let warnings = step.annotations("warning");
-    assert_eq!(warnings.len(), 1, "{}", step.log);
-    assert_eq!(warnings[0].properties["file"], "stacks/net/main.tf");
-    assert_eq!(warnings[0].properties["line"], "2");
-    assert_eq!(warnings[0].properties["title"], "`components.net.watch`");
-    assert!(warnings[0].data.contains("modules/vpc"), "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{}", step.log);
+    assert_eq!(warnings[0].properties["file"], "environments/dev/net.yaml");
+    assert_eq!(warnings[0].properties["line"], "1");
+    assert_eq!(warnings[0].properties["title"], "`eks_version`");
+    assert!(warnings[0].data.contains("the number 1.3"), "{warnings:?}");
+    assert_eq!(warnings[1].properties["file"], "stacks/net/main.tf");
+    assert_eq!(warnings[1].properties["line"], "2");
+    assert_eq!(warnings[1].properties["title"], "`components.net.watch`");
+    assert!(warnings[1].data.contains("modules/vpc"), "{warnings:?}");
     assert!(
         step.summary.contains("| Where | Warning |"),
         "{}",

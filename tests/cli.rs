@@ -90,6 +90,44 @@ fn a_local_module_a_root_does_not_watch_is_a_warning() {
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
 
+/// A decimal whose last zeros YAML drops (`1.30` is 1.3) is most often a
+/// version meant as text: `validate` warns at its line, and the file stays
+/// valid; quoted, it is text and nothing is said.
+#[test]
+fn a_decimal_that_loses_its_last_zeros_is_a_warning() {
+    let repo = Repo::valid();
+    repo.write(
+        "environments/dev/clusters.yaml",
+        "kubernetes_version: 1.30\nnode_ratio: 0.5\ncpu: 1.0\n",
+    );
+    let out = repo.run(&["validate"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for expected in [
+        "warning: `1.30` is the number 1.3: components get 1.3 (at `kubernetes_version`)",
+        "environments/dev/clusters.yaml:1:21",
+        "if it is a version or other text, quote it: \"1.30\"",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in\n{err}");
+    }
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
+    assert_eq!(doc["valid"], true);
+    assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["warnings"][0]["key"], "kubernetes_version");
+    assert_eq!(doc["warnings"][0]["file"], "environments/dev/clusters.yaml");
+    assert_eq!(doc["warnings"][0]["line"], 1);
+
+    repo.write(
+        "environments/dev/clusters.yaml",
+        "kubernetes_version: \"1.30\"\n",
+    );
+    let out = repo.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
 /// On GitHub Actions, starting libgit2 adds the workspace to
 /// `safe.directory` in `$HOME/.gitconfig`: the commands that read only the
 /// config do not start it, those that may open the repository do.

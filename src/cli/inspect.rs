@@ -23,19 +23,18 @@ pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Resu
     if format == Format::Json {
         let mut doc = report.to_json();
         if let Ok(c) = &config {
-            doc["warnings"] = unwatched
-                .iter()
-                .map(|u| {
-                    serde_json::json!({
-                        "key": format!("components.{}.watch", u.component),
-                        "file": u.file,
-                        "line": u.line,
-                        "message": u.to_string(),
-                        "hint": config::modules::HELP,
-                    })
+            let unwatched = unwatched.iter().map(|u| {
+                serde_json::json!({
+                    "key": format!("components.{}.watch", u.component),
+                    "file": u.file,
+                    "line": u.line,
+                    "message": u.to_string(),
+                    "hint": config::modules::HELP,
                 })
-                .collect::<Vec<_>>()
-                .into();
+            });
+            if let Some(warnings) = doc["warnings"].as_array_mut() {
+                warnings.extend(unwatched);
+            }
             doc["components"] = c.components.len().into();
             doc["environments"] = c
                 .environments
@@ -71,6 +70,10 @@ pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Resu
             report::counted(targets, "environment/cloud target"),
         )?;
     }
+    eprint!(
+        "{}",
+        report.render_warnings(crate::report::colour_on_stderr())
+    );
     warn_unwatched(&unwatched);
     Ok(())
 }

@@ -72,6 +72,9 @@ impl Diagnostic {
 pub struct Report {
     /// The problems, in the order found.
     pub diagnostics: Vec<Diagnostic>,
+    /// What is allowed but likely not meant, in the order found. They do
+    /// not make the input invalid.
+    pub warnings: Vec<Diagnostic>,
     sources: BTreeMap<PathBuf, String>,
 }
 
@@ -86,7 +89,12 @@ impl Report {
         self.diagnostics.push(diagnostic);
     }
 
-    /// True when nothing is wrong.
+    /// Records something allowed but likely not meant.
+    pub fn warn(&mut self, diagnostic: Diagnostic) {
+        self.warnings.push(diagnostic);
+    }
+
+    /// True when nothing is wrong (warnings aside).
     pub fn is_empty(&self) -> bool {
         self.diagnostics.is_empty()
     }
@@ -94,27 +102,47 @@ impl Report {
     /// Moves another report's problems and sources into this one.
     pub fn extend(&mut self, other: Report) {
         self.diagnostics.extend(other.diagnostics);
+        self.warnings.extend(other.warnings);
         self.sources.extend(other.sources);
     }
 
     /// Sorts problems by file and position, so output does not depend on the
     /// order checks ran in.
     pub fn sort(&mut self) {
-        self.diagnostics.sort_by(|a, b| {
-            (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message))
-        });
-        self.diagnostics.dedup();
+        for list in [&mut self.diagnostics, &mut self.warnings] {
+            list.sort_by(|a, b| {
+                (&a.file, a.line, a.column, &a.message)
+                    .cmp(&(&b.file, b.line, b.column, &b.message))
+            });
+            list.dedup();
+        }
     }
 
-    /// Renders every problem as a snippet of its source with a caret under it.
+    /// Renders every problem as a snippet of its source with a caret under
+    /// it, and says that nothing was changed.
     pub fn render(&self, color: bool) -> String {
+        let mut out = self.snippets(&self.diagnostics, Level::ERROR, color);
+        let _ = writeln!(
+            out,
+            "{} found; nothing was changed",
+            crate::report::counted(self.diagnostics.len(), "error")
+        );
+        out
+    }
+
+    /// Renders every warning as [`Report::render`] renders problems.
+    pub fn render_warnings(&self, color: bool) -> String {
+        self.snippets(&self.warnings, Level::WARNING, color)
+    }
+
+    fn snippets(&self, list: &[Diagnostic], level: Level<'_>, color: bool) -> String {
         let renderer = if color {
             Renderer::styled()
         } else {
             Renderer::plain()
         };
         let mut out = String::new();
-        for d in &self.diagnostics {
+        for d in list {
             // A problem of the file as a whole (invalid YAML) has no key.
             let title = if d.key.is_empty() {
                 d.message.clone()
@@ -126,7 +154,7 @@ impl Report {
                 .get(&d.file)
                 .filter(|_| d.line > 0)
                 .and_then(|text| text.lines().nth(d.line as usize - 1));
-            let mut group = Group::with_title(Level::ERROR.primary_title(title.clone()));
+            let mut group = Group::with_title(level.clone().primary_title(title.clone()));
             match line_text {
                 Some(line) => {
                     let start = char_to_byte(line, d.column.saturating_sub(1) as usize);
@@ -147,17 +175,17 @@ impl Report {
             }
             let _ = writeln!(out, "{}\n", renderer.render(&[group]));
         }
-        let _ = writeln!(
-            out,
-            "{} found; nothing was changed",
-            crate::report::counted(self.diagnostics.len(), "error")
-        );
         out
     }
 
-    /// The problems as one JSON document: `{"valid": false, "errors": [...]}`.
+    /// The problems as one JSON document:
+    /// `{"valid": false, "errors": [...], "warnings": [...]}`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "valid": self.is_empty(), "errors": self.diagnostics })
+        serde_json::json!({
+            "valid": self.is_empty(),
+            "errors": self.diagnostics,
+            "warnings": self.warnings,
+        })
     }
 }
 

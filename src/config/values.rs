@@ -242,7 +242,7 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<Read> {
         Ok(text) => text,
         Err(_) => return None,
     };
-    let before = report.diagnostics.len();
+    let before = report.diagnostics.len() + report.warnings.len();
     let value = parse(file, &text, report).map(|node| {
         check_numbers(file, &text, &node, &mut Vec::new(), report);
         match node.value {
@@ -251,7 +251,7 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<Read> {
         }
     });
     let digest = digest(text.as_bytes());
-    if report.diagnostics.len() > before {
+    if report.diagnostics.len() + report.warnings.len() > before {
         report.add_source(file, text);
     }
     value.map(|value| (value, digest))
@@ -281,9 +281,14 @@ pub fn parse<'t>(file: &Path, text: &'t str, report: &mut Report) -> Option<Node
     }
 }
 
+/// The advice for a number JSON cannot carry.
+const QUOTE_IT: &str = "components get their values as JSON; quote the value to pass its text";
+
 /// Reports every number of a values file that would not reach components
 /// as written: they get the values as JSON, which has no infinity or NaN,
-/// and reads an integer beyond 64 bits as a float.
+/// and reads an integer beyond 64 bits as a float. A decimal whose last
+/// zeros go (`1.30`, most often a version) is a warning: it is a number
+/// all the same.
 fn check_numbers<'t>(
     file: &Path,
     text: &str,
@@ -311,18 +316,23 @@ fn check_numbers<'t>(
                 return;
             };
             let written = node.written(text).unwrap_or("the number");
-            let message = match loss {
-                JsonLoss::NotFinite => {
-                    format!("`{written}` has no JSON form: components would get null")
-                }
-                JsonLoss::TooLarge(float) => format!(
-                    "`{written}` is too large for a 64-bit integer: components would get {float}"
+            let at = |message: String| Diagnostic::new(file, node.pos, path.join("."), message);
+            match loss {
+                JsonLoss::NotFinite => report.push(
+                    at(format!("`{written}` has no JSON form: components would get null"))
+                        .hint(QUOTE_IT),
                 ),
-            };
-            report.push(
-                Diagnostic::new(file, node.pos, path.join("."), message)
-                    .hint("components get their values as JSON; quote the value to pass its text"),
-            );
+                JsonLoss::TooLarge(float) => report.push(
+                    at(format!(
+                        "`{written}` is too large for a 64-bit integer: components would get {float}"
+                    ))
+                    .hint(QUOTE_IT),
+                ),
+                JsonLoss::Zeros(number) => report.warn(
+                    at(format!("`{written}` is the number {number}: components get {number}"))
+                        .hint(format!("if it is a version or other text, quote it: \"{written}\"")),
+                ),
+            }
         }
     }
 }
