@@ -1124,7 +1124,7 @@ fn variables_name_the_environment_and_cloud_a_component_is_deployed_to() {
 
 /// Variables hold text: one written as a number reaches the component as
 /// written, not as the number YAML reads (`1.10` is 1.1, and an integer
-/// beyond 64 bits a rounded float).
+/// beyond 64 bits a rounded float); a boolean as `true` or `false`.
 #[test]
 fn variables_written_as_numbers_reach_components_as_written() {
     let repo = repo(
@@ -1133,7 +1133,7 @@ fn variables_written_as_numbers_reach_components_as_written() {
             &[],
             "printf '%s|%s|%s|%s\\n' \"$K8S_VERSION\" \"$ACCOUNT\" \"$PORT\" \"$DEBUG\" > ../../seen",
         )],
-        "    env:\n      K8S_VERSION: 1.30\n      ACCOUNT: 123456789012345678901234\n      PORT: 0x1F90\n      DEBUG: true\n",
+        "    env:\n      K8S_VERSION: 1.30\n      ACCOUNT: 123456789012345678901234\n      PORT: 0x1F90\n      DEBUG: True\n",
     );
     let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
     assert_eq!(code, Some(0), "{doc}");

@@ -256,10 +256,13 @@ impl Walker<'_> {
     }
 
     /// A scalar as text: environment variable values may be written as
-    /// numbers or booleans, and are then their text as written (`1.10`,
-    /// not the 1.1 YAML reads), since variables hold text.
+    /// numbers or booleans. A number is its text as written (`1.10`, not
+    /// the 1.1 YAML reads), since variables hold text; a boolean is `true`
+    /// or `false`, however it is spelt.
     fn scalar_text(&mut self, node: &Node, at: At<'_>) -> Option<String> {
-        if let Some(written) = node.written(self.text) {
+        if let (Value::Int(_) | Value::Float(_), Some(written)) =
+            (&node.value, node.written(self.text))
+        {
             return Some(written.to_string());
         }
         match &node.value {
