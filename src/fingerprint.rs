@@ -252,6 +252,19 @@ impl Fingerprinter {
     fn holdings(&self, dirs: &[PathBuf]) -> Vec<String> {
         let trees = self.git_trees(dirs);
         let worktree = self.worktree();
+        // The status does not look into untracked directories: what git
+        // ignores in those that hold or lie in a directory to hash is
+        // asked for on its own.
+        let hashed: Vec<&PathBuf> = dirs
+            .iter()
+            .zip(&trees)
+            .filter_map(|(dir, tree)| tree.is_none().then_some(dir))
+            .collect();
+        let wider = worktree.zip(self.repo.as_ref()).and_then(|(w, repo)| {
+            let within = w.untracked_around(&hashed);
+            (!within.is_empty()).then(|| w.ignoring_within(repo, &within))
+        });
+        let worktree = wider.as_ref().or(worktree);
         parallel(dirs.len(), |i| {
             trees[i]
                 .clone()
@@ -397,6 +410,75 @@ impl Worktree {
             changed,
             ignored,
         })
+    }
+
+    /// The untracked directories the status lists (`new/`) that hold or
+    /// lie in one of `dirs`, each as the narrower of the two.
+    fn untracked_around(&self, dirs: &[&PathBuf]) -> Vec<Vec<u8>> {
+        let untracked: Vec<&[u8]> = self
+            .changed
+            .iter()
+            .filter(|p| p.ends_with(b"/"))
+            .map(|p| &p[..p.len() - 1])
+            .collect();
+        if untracked.is_empty() {
+            return Vec::new();
+        }
+        let mut within = Vec::new();
+        for dir in dirs {
+            let Ok(dir) = std::fs::canonicalize(dir) else {
+                continue;
+            };
+            let Ok(rel) = dir.strip_prefix(&self.workdir) else {
+                continue;
+            };
+            let rel = rel.as_os_str().as_bytes();
+            let under = |outer: &[u8], inner: &[u8]| {
+                outer.is_empty()
+                    || inner == outer
+                    || (inner.starts_with(outer) && inner[outer.len()] == b'/')
+            };
+            for u in &untracked {
+                if under(u, rel) {
+                    within.push(rel.to_vec());
+                } else if under(rel, u) {
+                    within.push(u.to_vec());
+                }
+            }
+        }
+        within.sort_unstable();
+        within.dedup();
+        within
+    }
+
+    /// This working tree, with what git ignores inside `within` (paths in
+    /// untracked directories) among what it ignores.
+    fn ignoring_within(&self, repo: &Repository, within: &[Vec<u8>]) -> Worktree {
+        let mut wider = Worktree {
+            workdir: self.workdir.clone(),
+            changed: self.changed.clone(),
+            ignored: self.ignored.clone(),
+        };
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(true)
+            .recurse_ignored_dirs(false)
+            .disable_pathspec_match(true);
+        for path in within {
+            opts.pathspec(std::ffi::OsStr::from_bytes(path));
+        }
+        if let Ok(statuses) = repo.statuses(Some(&mut opts)) {
+            wider.ignored.extend(
+                statuses
+                    .iter()
+                    .filter(|e| e.status().is_ignored())
+                    .map(|e| e.path_bytes().to_vec()),
+            );
+        }
+        wider.ignored.sort_unstable();
+        wider.ignored.dedup();
+        wider
     }
 
     /// Whether git ignores `path`, an untracked file (or directory, with
@@ -1062,6 +1144,51 @@ mod tests {
         // What git does not ignore counts.
         write("c/net/notes.md", "new");
         assert_ne!(files().1, edited);
+    }
+
+    /// git's status does not look into an untracked directory, but what git
+    /// ignores there is left out all the same: in a component directory
+    /// not committed yet (here under an untracked parent), and in a new
+    /// directory inside a committed one.
+    #[test]
+    fn what_git_ignores_in_an_untracked_directory_is_not_hashed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let git = |args: &[&str]| git_in(&root, args);
+        let write = |rel: &str, text: &str| {
+            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(rel), text).unwrap();
+        };
+        git(&["init", "-q", "-b", "main"]);
+        write(".gitignore", "*.log\n");
+        write("apps/app/main.tf", "app");
+        write(
+            "orchestrator.yaml",
+            "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\n  app: {path: apps/app, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
+        );
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "app"]);
+        write("stacks/net/main.tf", "net");
+        write("apps/app/scripts/run.sh", "echo");
+        let config = crate::config::load(&root.join("orchestrator.yaml")).unwrap();
+        let env = EnvName::parse("dev").unwrap();
+        let clouds = [CloudName::parse("aws").unwrap()];
+        let fingerprints =
+            || Fingerprinter::new(&config).fingerprints(&config, &env, &clouds)[0].clone();
+        let index = |name: &str| config.graph.index_of(name).unwrap();
+        let before = fingerprints();
+        write("stacks/net/apply.log", "run 1");
+        write("apps/app/scripts/out.log", "run 1");
+        assert_eq!(fingerprints(), before);
+        write("stacks/net/apply.log", "run 2");
+        write("apps/app/scripts/out.log", "run 2");
+        assert_eq!(fingerprints(), before);
+        // What git does not ignore counts.
+        write("stacks/net/notes.md", "new");
+        let after = fingerprints();
+        let (net, app) = (index("net"), index("app"));
+        assert_ne!(after[net], before[net]);
+        assert_eq!(after[app], before[app]);
     }
 
     /// The hash of a tree with subdirectories, an ignored cache and an
