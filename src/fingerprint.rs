@@ -993,6 +993,33 @@ mod tests {
         assert!(status.success(), "git {args:?}");
     }
 
+    /// Writes `text` to `rel` under `root`, making its directories.
+    fn write_in(root: &Path, rel: &str, text: &str) {
+        std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(root.join(rel), text).unwrap();
+    }
+
+    /// A new repository holding `files`, committed; its directory (kept
+    /// while the first value lives) without symbolic links.
+    fn committed(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        git_in(&root, &["init", "-q", "-b", "main"]);
+        for (rel, text) in files {
+            write_in(&root, rel, text);
+        }
+        git_in(&root, &["add", "-A"]);
+        git_in(&root, &["commit", "-q", "-m", "files"]);
+        (tmp, root)
+    }
+
+    fn dev_on_aws() -> (EnvName, [CloudName; 1]) {
+        (
+            EnvName::parse("dev").unwrap(),
+            [CloudName::parse("aws").unwrap()],
+        )
+    }
+
     /// A component directory that is a symbolic link is fingerprinted as
     /// the directory it points at: changes there are its changes.
     #[test]
@@ -1094,25 +1121,17 @@ mod tests {
     /// changes, the files git ignores are not hashed with the others.
     #[test]
     fn in_a_repository_a_directory_is_what_git_holds_of_it() {
-        let tmp = tempfile::TempDir::new().unwrap();
-        let root = std::fs::canonicalize(tmp.path()).unwrap();
-        let git = |args: &[&str]| git_in(&root, args);
-        let write = |rel: &str, text: &str| {
-            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
-            std::fs::write(root.join(rel), text).unwrap();
-        };
-        git(&["init", "-q", "-b", "main"]);
-        write(".gitignore", "*.log\nbuild/\n");
-        write("c/net/main.tf", "net");
-        write(
-            "orchestrator.yaml",
-            "version: 1\ncomponents:\n  net: {path: c/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
-        );
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "-m", "net"]);
+        let (_tmp, root) = committed(&[
+            (".gitignore", "*.log\nbuild/\n"),
+            ("c/net/main.tf", "net"),
+            (
+                "orchestrator.yaml",
+                "version: 1\ncomponents:\n  net: {path: c/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
+            ),
+        ]);
+        let write = |rel: &str, text: &str| write_in(&root, rel, text);
         let config = crate::config::load(&root.join("orchestrator.yaml")).unwrap();
-        let env = EnvName::parse("dev").unwrap();
-        let clouds = [CloudName::parse("aws").unwrap()];
+        let (env, clouds) = dev_on_aws();
         let files = || {
             let fingerprinter = Fingerprinter::new(&config);
             let dirs = [root.join("c/net")];
@@ -1152,27 +1171,19 @@ mod tests {
     /// directory inside a committed one.
     #[test]
     fn what_git_ignores_in_an_untracked_directory_is_not_hashed() {
-        let tmp = tempfile::TempDir::new().unwrap();
-        let root = std::fs::canonicalize(tmp.path()).unwrap();
-        let git = |args: &[&str]| git_in(&root, args);
-        let write = |rel: &str, text: &str| {
-            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
-            std::fs::write(root.join(rel), text).unwrap();
-        };
-        git(&["init", "-q", "-b", "main"]);
-        write(".gitignore", "*.log\n");
-        write("apps/app/main.tf", "app");
-        write(
-            "orchestrator.yaml",
-            "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\n  app: {path: apps/app, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
-        );
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "-m", "app"]);
+        let (_tmp, root) = committed(&[
+            (".gitignore", "*.log\n"),
+            ("apps/app/main.tf", "app"),
+            (
+                "orchestrator.yaml",
+                "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\n  app: {path: apps/app, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n",
+            ),
+        ]);
+        let write = |rel: &str, text: &str| write_in(&root, rel, text);
         write("stacks/net/main.tf", "net");
         write("apps/app/scripts/run.sh", "echo");
         let config = crate::config::load(&root.join("orchestrator.yaml")).unwrap();
-        let env = EnvName::parse("dev").unwrap();
-        let clouds = [CloudName::parse("aws").unwrap()];
+        let (env, clouds) = dev_on_aws();
         let fingerprints =
             || Fingerprinter::new(&config).fingerprints(&config, &env, &clouds)[0].clone();
         let index = |name: &str| config.graph.index_of(name).unwrap();
