@@ -26,6 +26,11 @@ struct Fleet {
 
 impl Fleet {
     fn new(n: usize, apply: &str) -> Fleet {
+        Fleet::on(n, apply, "[aws]")
+    }
+
+    /// A fleet whose `dev` environment is on `clouds` (`[aws, gcp]`).
+    fn on(n: usize, apply: &str, clouds: &str) -> Fleet {
         let fleet = Fleet {
             dir: TempDir::new().expect("temp dir"),
         };
@@ -45,7 +50,7 @@ impl Fleet {
             std::fs::write(&script, format!("#!/bin/sh\n{apply}\n")).unwrap();
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        config.push_str("environments:\n  dev: {clouds: [aws]}\n");
+        config.push_str(&format!("environments:\n  dev: {{clouds: {clouds}}}\n"));
         std::fs::write(seed.join("orchestrator.yaml"), config).unwrap();
         std::fs::write(seed.join(".gitignore"), ".orchestrator/\n").unwrap();
         git(&seed, &["add", "-A"]);
@@ -71,9 +76,14 @@ impl Fleet {
 
     /// The state file on origin's state branch.
     fn state(&self) -> Value {
+        self.state_of(STATE)
+    }
+
+    /// The state file `file` on origin's state branch.
+    fn state_of(&self, file: &str) -> Value {
         let text = git(
             &self.origin(),
-            &["show", &format!("orchestrator-state:{STATE}")],
+            &["show", &format!("orchestrator-state:{file}")],
         );
         serde_json::from_str(&text).expect("state on origin is JSON")
     }
@@ -378,25 +388,90 @@ fn a_second_apply_fails_fast_naming_the_holder() {
 
 /// Pushes a state whose lock is held by run 99 until `expires_at`.
 fn plant_lock(fleet: &Fleet, expires_at: &str) {
+    plant_lock_in(fleet, STATE, expires_at);
+}
+
+/// Pushes the state file `file` with its lock held by run 99 of another
+/// machine until `expires_at`.
+fn plant_lock_in(fleet: &Fleet, file: &str, expires_at: &str) {
     let job = fleet.clone("planter");
     let out = run(&job, &["apply", "--env", "dev"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     git(&job, &["fetch", "-q", "origin", "orchestrator-state"]);
     git(&job, &["checkout", "-q", "orchestrator-state"]);
     let mut state: Value =
-        serde_json::from_str(&std::fs::read_to_string(job.join(STATE)).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(job.join(file)).unwrap()).unwrap();
     state["lock"] = serde_json::json!({"holders": [{
         "actor": "ghost", "attempt": 1, "components": null, "expires_at": expires_at,
         "host": "gone-runner", "run": 99, "started_at": "2026-01-01T00:00:00Z", "url": null
     }]});
     std::fs::write(
-        job.join(STATE),
+        job.join(file),
         serde_json::to_string_pretty(&state).unwrap(),
     )
     .unwrap();
-    git(&job, &["add", "-f", STATE]);
+    git(&job, &["add", "-f", file]);
     git(&job, &["commit", "-q", "-m", "plant a lock"]);
     git(&job, &["push", "-q", "origin", "orchestrator-state"]);
+}
+
+/// A run waiting for one cloud's lock holds the others' it took: cancelled
+/// while it waits (Ctrl-C, or a workflow cancelled), it gives them back
+/// before it exits, rather than leave them standing for ten minutes
+/// before the next run on another machine.
+#[test]
+fn a_run_cancelled_while_it_waits_for_a_lock_gives_back_those_it_took() {
+    let fleet = Fleet::on(1, "true", "[aws, gcp]");
+    plant_lock_in(
+        &fleet,
+        ".orchestrator/state/dev-gcp.json",
+        "2999-01-01T00:00:00Z",
+    );
+    let job = fleet.clone("job");
+    std::fs::write(job.join("stacks/c00/changed"), "").unwrap();
+    let mut child = spawn(&job, &["apply", "--env", "dev", "--lock-timeout", "10m"]);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut said = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap();
+            if line.starts_with("Waiting up to 10m for the lock on dev-gcp") {
+                let _ = tx.send(());
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        said
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run waits for the lock on gcp");
+    assert!(
+        fleet.state()["lock"]["holders"][0]["run"].is_u64(),
+        "it holds aws meanwhile: {}",
+        fleet.state()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let said = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(
+        said.contains("Cancelled before any component started in dev."),
+        "{said}"
+    );
+    let aws = fleet.state();
+    assert!(aws["lock"].is_null(), "the aws lock is given back: {aws:#}");
+    assert_eq!(
+        aws["components"]["c00"]["run"],
+        fleet.state_of(".orchestrator/state/dev-gcp.json")["components"]["c00"]["run"],
+        "nothing ran: {aws:#}"
+    );
+    let gcp = fleet.state_of(".orchestrator/state/dev-gcp.json");
+    assert_eq!(gcp["lock"]["holders"][0]["run"], 99, "{gcp:#}");
 }
 
 #[test]
@@ -757,7 +832,7 @@ fn a_run_pushes_its_own_records_even_if_its_checkout_copy_was_rewritten_meanwhil
         components: None,
         ttl: LOCK_TTL,
     };
-    publish::take_lock(&store, &target, &claim, Duration::ZERO, |_| {}).unwrap();
+    publish::take_lock(&store, &target, &claim, Duration::ZERO, |_| {}, |_| true).unwrap();
     let before_the_run = std::fs::read(&target.local).unwrap();
     let state = store::read(&target.local, &env, &cloud).unwrap().unwrap();
     let mut recorder = Recorder::new(

@@ -298,7 +298,7 @@ fn locked_run(repo: &Repo, id: u64) -> (Target, Recorder, Publisher) {
         components: Some(vec![ComponentName::parse("net").unwrap()]),
         ttl: LOCAL_TTL,
     };
-    publish::take_lock(&store, &target, &claim, Duration::ZERO, |_| {}).unwrap();
+    publish::take_lock(&store, &target, &claim, Duration::ZERO, |_| {}, |_| true).unwrap();
     let state = store::read(&target.local, &target.env, &target.cloud)
         .unwrap()
         .unwrap();

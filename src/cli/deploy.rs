@@ -4,10 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::inspect::write_plans;
@@ -126,30 +127,60 @@ pub(super) fn run_observed(
         },
     };
     let targets: Vec<Target> = clouds.iter().map(|c| store.target(&env, c)).collect();
+    // From the first lock on, a signal must not end the process before it
+    // gives back what it took: a lock of a run killed while it waited for
+    // another cloud's would stand until it lapsed, holding up the next run
+    // on another machine for ten minutes.
+    let cancel = CancellationToken::new();
+    let kill_now = CancellationToken::new();
+    let locking = Arc::new(AtomicBool::new(true));
+    watch_signals(cancel.clone(), kill_now.clone(), locking.clone())
+        .map_err(|e| usage(format!("cannot watch for signals: {e}"), None))?;
     let mut locked = Vec::new();
     for target in &targets {
-        let taken = publish::take_lock(&store, target, &claim, args.lock_timeout, |refusal| {
-            eprintln!(
-                "Waiting up to {} for the lock on {}, held by {}…",
-                humantime::format_duration(args.lock_timeout),
-                target.label(),
-                refusal.holder_text()
-            );
-        });
+        let taken = if cancel.is_cancelled() {
+            None
+        } else {
+            let waiting = |refusal: &crate::state::sync::Refusal| {
+                eprintln!(
+                    "Waiting up to {} for the lock on {}, held by {}…",
+                    humantime::format_duration(args.lock_timeout),
+                    target.label(),
+                    refusal.holder_text()
+                );
+            };
+            let pause = |wait: Duration| !cancelled_within(&cancel, wait);
+            Some(publish::take_lock(
+                &store,
+                target,
+                &claim,
+                args.lock_timeout,
+                waiting,
+                pause,
+            ))
+        };
         match taken {
-            Ok(notes) => {
+            Some(Ok(notes)) => {
                 for note in notes {
                     eprintln!("warning: {}: {note}", target.label());
                 }
                 locked.push(target.clone());
             }
-            Err(e) => {
+            Some(Err(e)) if !cancel.is_cancelled() => {
                 // Give back what this run took before it stopped.
                 Publisher::new(store.clone(), locked, claim.clone()).finish(&Outcome::default());
                 return Err(e.into());
             }
+            // Cancelled before or while it waited: what this run took is
+            // given back.
+            _ => {
+                let published = Publisher::new(store.clone(), locked, claim.clone())
+                    .finish(&Outcome::default());
+                return cancelled_before_start(run_id, &env, args.format, out, published);
+            }
         }
     }
+    locking.store(false, Ordering::SeqCst);
     // From here on the lock is held: every way out goes through
     // `publisher.finish()`, which releases it (in local mode, unless the
     // recorder's last write already has). Plan again: taking the lock
@@ -173,6 +204,10 @@ pub(super) fn run_observed(
             return Err(failure);
         }
     };
+    if cancel.is_cancelled() {
+        let published = publisher.finish(&Outcome::default());
+        return cancelled_before_start(run_id, &env, args.format, out, published);
+    }
     if plans.iter().all(|p| p.to_run().next().is_none()) {
         let published = publisher.finish(&Outcome::default());
         nothing_to_do(run_id, &env, args.format, out)?;
@@ -186,21 +221,6 @@ pub(super) fn run_observed(
         .enable_all()
         .build()
         .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
-    let cancel = CancellationToken::new();
-    // The handlers are in place before any component starts, so an early
-    // signal is not the default (dying unrecorded), and components do not
-    // inherit a SIGINT this process was started ignoring (as background
-    // jobs of a script are), which their own traps could not catch.
-    let signals = {
-        let _runtime = runtime.enter();
-        (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        )
-    };
-    let kill_now = CancellationToken::new();
-    runtime.spawn(cancel_on_signals(signals, cancel.clone(), kill_now.clone()));
     let states = observations
         .iter()
         .map(|o| {
@@ -511,37 +531,106 @@ fn new_run_id() -> u64 {
     now.as_secs() * 1_000_000 + fastrand::u64(0..1_000_000)
 }
 
-/// Cancels the run on SIGINT, SIGTERM or SIGHUP, given their streams in
-/// that order (as PID 1 in a container there is no default handler for
-/// them).
-async fn cancel_on_signals(
-    signals: (
-        std::io::Result<Signal>,
-        std::io::Result<Signal>,
-        std::io::Result<Signal>,
-    ),
+/// Handles SIGINT, SIGTERM and SIGHUP from now on, on a thread of its own
+/// (as PID 1 in a container there is no default handler for them): the
+/// first cancels the run, the second kills its components at once, or,
+/// while the run is still `locking`, ends the process (the wait for a
+/// lock that a first signal could not interrupt: a fetch or push that
+/// hangs). The handlers are in place when this returns, before any
+/// component starts, so components do not inherit a SIGINT this process
+/// was started ignoring (as background jobs of a script are), which their
+/// own traps could not catch.
+fn watch_signals(
     cancel: CancellationToken,
     kill_now: CancellationToken,
-) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = signals else {
-        return;
+    locking: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let (mut int, mut term, mut hup) = {
+        let _runtime = runtime.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
+        )
     };
-    let mut next = async || {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut next = async || {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                        _ = hup.recv() => {}
+                    }
+                };
+                next().await;
+                if locking.load(Ordering::SeqCst) {
+                    eprintln!(
+                        "Cancelling: giving back the locks this run took (Ctrl-C again exits now)…"
+                    );
+                } else {
+                    eprintln!(
+                        "Cancelling: stopping running components and recording the state \
+                         (Ctrl-C again kills them now)…"
+                    );
+                }
+                cancel.cancel();
+                next().await;
+                if locking.load(Ordering::SeqCst) {
+                    eprintln!("Exiting now; a lock this run took stands until it lapses.");
+                    std::process::exit(EXIT_CANCELLED);
+                }
+                eprintln!("Killing the running components now…");
+                kill_now.cancel();
+            });
+        })?;
+    Ok(())
+}
+
+/// Waits `wait`, or less if `cancel` is cancelled meanwhile: whether it was.
+fn cancelled_within(cancel: &CancellationToken, wait: Duration) -> bool {
+    const STEP: Duration = Duration::from_millis(20);
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if cancel.is_cancelled() {
+            return true;
         }
-    };
-    next().await;
-    eprintln!(
-        "Cancelling: stopping running components and recording the state \
-         (Ctrl-C again kills them now)…"
-    );
-    cancel.cancel();
-    next().await;
-    eprintln!("Killing the running components now…");
-    kill_now.cancel();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(STEP));
+    }
+}
+
+/// Reports a run cancelled before any component started, once the locks it
+/// took are given back (`published`): exit 130.
+fn cancelled_before_start(
+    run_id: u64,
+    env: &EnvName,
+    format: Format,
+    out: &mut dyn Write,
+    published: publish::Report,
+) -> Result<i32, Failure> {
+    match format {
+        Format::Json => out.write_all(
+            json(&result_document(
+                run_id,
+                env,
+                RunResult::Cancelled,
+                &[],
+                false,
+                None,
+            ))
+            .as_bytes(),
+        )?,
+        Format::Text => eprintln!("Cancelled before any component started in {env}."),
+    }
+    published_exit(published, EXIT_CANCELLED)
 }
 
 fn key(f: &Finished, multi_cloud: bool) -> String {

@@ -91,14 +91,17 @@ impl Claim {
 /// Takes the lock on `target` for `claim`, merging into the branch any
 /// records the local copy has that the branch lacks, in the same write.
 /// Waits up to `wait` for a conflicting claim to go, calling `waiting` once
-/// with the holder when it starts waiting. Returns the notes about lapsed
-/// claims that were taken over.
+/// with the holder when it starts waiting, and `pause` for each wait
+/// between attempts, which returns false to stop waiting (the run was
+/// cancelled): the refusal is then returned. Returns the notes about
+/// lapsed claims that were taken over.
 pub fn take_lock(
     store: &Store,
     target: &Target,
     claim: &Claim,
     wait: Duration,
     mut waiting: impl FnMut(&Refusal),
+    mut pause: impl FnMut(Duration) -> bool,
 ) -> Result<Vec<String>, StoreError> {
     let deadline = Instant::now() + wait;
     // Records the local copy has and the branch lacks go in with the lock.
@@ -182,7 +185,9 @@ pub fn take_lock(
                     told = true;
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                std::thread::sleep(left.min(Duration::from_secs(2)));
+                if !pause(left.min(Duration::from_secs(2))) {
+                    return Err(StoreError::Refused(refusal));
+                }
             }
             Err(e) => return Err(e),
         }
