@@ -134,8 +134,11 @@ pub(super) fn run_observed(
     let cancel = CancellationToken::new();
     let kill_now = CancellationToken::new();
     let locking = Arc::new(AtomicBool::new(true));
-    watch_signals(cancel.clone(), kill_now.clone(), locking.clone())
-        .map_err(|e| usage(format!("cannot watch for signals: {e}"), None))?;
+    if let Err(e) = watch_signals(cancel.clone(), kill_now.clone(), locking.clone()) {
+        eprintln!(
+            "warning: cannot handle signals ({e}): a signal ends this run without recording it"
+        );
+    }
     let mut locked = Vec::new();
     for target in &targets {
         let taken = if cancel.is_cancelled() {
