@@ -58,9 +58,33 @@ impl Setup {
         git(&self.work(), &["rev-parse", "HEAD"]).trim().to_string()
     }
 
+    /// Writes `text` to `rel` in the clone, then commits and pushes it.
+    fn change(&self, rel: &str, text: &str, message: &str) -> String {
+        write(&self.work(), rel, text);
+        self.commit(message)
+    }
+
     fn main(&self) -> String {
         git(&self.work(), &["rev-parse", "main"]).trim().to_string()
     }
+}
+
+/// `comment` on a pull request event (see [`event`]) with the workflow's token.
+fn comment_on(
+    setup: &Setup,
+    fake: &FakeGitHub,
+    action: &str,
+    number: u64,
+    base: &str,
+    head: &str,
+    before: Option<&str>,
+) -> Output {
+    comment(
+        &setup.work(),
+        fake,
+        ACTIONS_TOKEN,
+        &event(action, number, base, head, before),
+    )
 }
 
 fn write(dir: &Path, rel: &str, text: &str) {
@@ -193,12 +217,11 @@ fn one_comment_holds_the_config_diff_and_is_updated_on_the_next_push() {
 
     // The next push changes staging too: the same comment says so.
     git(&setup.work(), &["checkout", "-q", "feature"]);
-    write(
-        &setup.work(),
+    let next = setup.change(
         "environments/staging/network.yaml",
         "cidr: 10.20.0.0/16\nversion: 1\nnat_gateways: 2\n",
+        "two NAT gateways in staging",
     );
-    let next = setup.commit("two NAT gateways in staging");
     let synchronize = event("synchronize", number, &base, &next, Some(&head));
     assert_eq!(
         result(&comment(&setup.work(), &fake, ACTIONS_TOKEN, &synchronize)),
@@ -276,40 +299,39 @@ fn a_pull_request_that_changes_nothing_deployed_gets_no_comment_and_an_earlier_o
     git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
     write(&setup.work(), "README.md", "# infra\n");
     let docs = setup.commit("docs");
-    let out = comment(
-        &setup.work(),
-        &fake,
-        ACTIONS_TOKEN,
-        &event("opened", number, &base, &docs, None),
-    );
+    let out = comment_on(&setup, &fake, "opened", number, &base, &docs, None);
     assert_eq!(result(&out), "skipped");
     assert!(fake.comments(number).is_empty());
 
     // A change, then its revert: the comment stays, saying nothing changes.
-    write(
-        &setup.work(),
+    let change = setup.change(
         "environments/dev/network.yaml",
         "cidr: 10.10.0.0/16\nversion: 3\n",
+        "network 3",
     );
-    let change = setup.commit("network 3");
-    let out = comment(
-        &setup.work(),
+    let out = comment_on(
+        &setup,
         &fake,
-        ACTIONS_TOKEN,
-        &event("synchronize", number, &base, &change, Some(&docs)),
+        "synchronize",
+        number,
+        &base,
+        &change,
+        Some(&docs),
     );
     assert_eq!(result(&out), "created");
-    write(
-        &setup.work(),
+    let revert = setup.change(
         "environments/dev/network.yaml",
         common::DEV_NETWORK,
+        "back to 2",
     );
-    let revert = setup.commit("back to 2");
-    let out = comment(
-        &setup.work(),
+    let out = comment_on(
+        &setup,
         &fake,
-        ACTIONS_TOKEN,
-        &event("synchronize", number, &base, &revert, Some(&change)),
+        "synchronize",
+        number,
+        &base,
+        &revert,
+        Some(&change),
     );
     assert_eq!(result(&out), "updated");
     let comments = ours(&fake, number);
@@ -342,12 +364,7 @@ fn a_change_to_a_watched_module_runs_the_components_watching_it() {
     git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
     write(&setup.work(), "modules/vpc/main.tf", "# vpc, /16\n");
     let head = setup.commit("vpc");
-    let out = comment(
-        &setup.work(),
-        &fake,
-        ACTIONS_TOKEN,
-        &event("opened", number, &base, &head, None),
-    );
+    let out = comment_on(&setup, &fake, "opened", number, &base, &head, None);
     assert_eq!(result(&out), "created", "{}", stderr(&out));
     let comments = ours(&fake, number);
     for env in ["dev", "staging", "prod"] {
@@ -402,18 +419,12 @@ fn bad_input_is_named_and_an_invalid_configuration_is_said_in_the_comment() {
 
     git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
     let config = std::fs::read_to_string(setup.work().join("orchestrator.yaml")).unwrap();
-    write(
-        &setup.work(),
+    let head = setup.change(
         "orchestrator.yaml",
         &config.replace("depends_on: [network]", "dependson: [network]"),
+        "typo",
     );
-    let head = setup.commit("typo");
-    let out = comment(
-        &setup.work(),
-        &fake,
-        ACTIONS_TOKEN,
-        &event("opened", number, &base, &head, None),
-    );
+    let out = comment_on(&setup, &fake, "opened", number, &base, &head, None);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_contains(
         &stderr(&out),
@@ -426,6 +437,40 @@ fn bad_input_is_named_and_an_invalid_configuration_is_said_in_the_comment() {
             "does not load",
             "unknown key `dependson`",
             "did you mean `depends_on`?",
+        ],
+    );
+}
+
+/// A values file that `apply` would refuse (a number JSON cannot carry) is
+/// said to be invalid in the comment, at its line, rather than shown as a
+/// change to `null`.
+#[test]
+fn a_values_number_components_could_not_get_is_said_in_the_comment() {
+    let setup = Setup::new();
+    let fake = FakeGitHub::start();
+    let number = fake.open_pull_request("Unbounded burst");
+    let base = setup.main();
+    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+    let head = setup.change(
+        "environments/dev/network.yaml",
+        "cidr: 10.10.0.0/16\nburst: .inf\n",
+        "unbounded burst in dev",
+    );
+    let out = comment_on(&setup, &fake, "opened", number, &base, &head, None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_contains(
+        &stderr(&out),
+        &[
+            "environments/dev/network.yaml:2:8",
+            "`.inf` has no JSON form",
+        ],
+    );
+    let body = &ours(&fake, number)[0].body;
+    assert_contains(
+        body,
+        &[
+            "does not load",
+            "`.inf` has no JSON form: components would get null (at `burst`)",
         ],
     );
 }

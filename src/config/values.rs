@@ -243,12 +243,9 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<Read> {
         Err(_) => return None,
     };
     let before = report.diagnostics.len() + report.warnings.len();
-    let value = parse(file, &text, report).map(|node| {
-        check_numbers(file, &text, &node, &mut Vec::new(), report);
-        match node.value {
-            Value::Null => serde_json::Value::Object(Default::default()),
-            _ => node.to_json(),
-        }
+    let value = parse(file, &text, report).map(|node| match node.value {
+        Value::Null => serde_json::Value::Object(Default::default()),
+        _ => node.to_json(),
     });
     let digest = digest(text.as_bytes());
     if report.diagnostics.len() + report.warnings.len() > before {
@@ -257,12 +254,16 @@ fn read_mapping(file: &Path, report: &mut Report) -> Option<Read> {
     value.map(|value| (value, digest))
 }
 
-/// Parses the text of a values file, which must be a mapping (or empty);
+/// Parses the text of a values file, which must be a mapping (or empty)
+/// whose numbers reach components as written (see [`check_numbers`]);
 /// problems go to `report`, without the source.
 pub fn parse<'t>(file: &Path, text: &'t str, report: &mut Report) -> Option<Node<'t>> {
     let node = parse_yaml(file, text, report)?;
     match node.value {
-        Value::Map(_) | Value::Null => Some(node),
+        Value::Map(_) | Value::Null => {
+            check_numbers(file, text, &node, &mut Vec::new(), report);
+            Some(node)
+        }
         ref other => {
             report.push(
                 Diagnostic::new(
