@@ -37,13 +37,14 @@ const DEFAULT_PATTERNS: &[&str] = &[
     r#"(Get|Head|Post|Put|Patch|Delete) "?https?://\S*"?: EOF"#,
     // Throttling.
     r"Too ?Many ?Requests",
-    r"(status|status ?code|http)[ :=]*429\b",
+    r"(status|status ?code|http|googleapi: Error)[ :=]*429\b",
     r"Rate exceeded",
+    r"\brate[ -]?limit(ed\b|[ -]?exceeded)",
     r"\bThrottl(ing|ed)",
     r"RequestLimitExceeded",
     r"\bSlowDown\b",
     // The server side is briefly unavailable.
-    r"(status|status ?code|http)[ :=]*50[234]\b",
+    r"(status|status ?code|http|googleapi: Error)[ :=]*50[234]\b",
     r"Bad Gateway",
     r"Service ?Unavailable",
     r"Gateway ?Time-?out",
@@ -253,6 +254,15 @@ mod tests {
         assert_transient("Original Error: Code=\"TooManyRequests\" Message=\"Too Many Requests\"");
         assert_transient("Error: Status=429 Code=\"TooManyRequests\"");
         assert_transient("api error SlowDown: Please reduce your request rate.");
+        // Google's APIs, GitHub's and generic ones say it in words.
+        assert_transient("Error: googleapi: Error 403: Rate Limit Exceeded, rateLimitExceeded");
+        assert_transient(
+            "Error: googleapi: Error 429: Quota exceeded for quota metric 'Write requests'",
+        );
+        assert_transient(
+            "Error: GET https://api.github.com/repos/acme/infra: 403 API rate limit exceeded for installation",
+        );
+        assert_transient("Error: rate limited, retry later");
     }
 
     #[test]
@@ -260,6 +270,7 @@ mod tests {
         assert_transient("Error: Failed to request discovery document: 502 Bad Gateway");
         assert_transient("https response error StatusCode: 503, api error ServiceUnavailable");
         assert_transient("unexpected status code 504 (Gateway Timeout)");
+        assert_transient("Error: googleapi: Error 503: The service is currently unavailable.");
         assert_transient(
             "Error: the server is currently unable to handle the request (get deployments.apps)",
         );
@@ -292,6 +303,10 @@ mod tests {
             "Error: creating IAM Role: AccessDenied: User is not authorized to perform: iam:CreateRole",
             "  + eof_marker = \"EOF\"",
             "  + port       = 4290",
+            "  + rate_limit = 100",
+            "  + rate_limiting_enabled = true",
+            "  + rate_limited = false",
+            "Error: googleapi: Error 400: Invalid value for field 'resource.name'",
             "Plan: 3 to add, 0 to change, 0 to destroy.",
         ] {
             assert_eq!(matched(line), None, "should not be transient: {line}");
