@@ -112,9 +112,10 @@ impl Redactor {
     /// CI hands cloud credentials to a job (`AWS_SECRET_ACCESS_KEY`,
     /// `ARM_CLIENT_SECRET`), and get their own `env`. A script that echoes
     /// one, or a tool that prints it in an error, must not put it in a log
-    /// or an issue. Flags and numbers (`TF_VAR_rotate_keys=true`, a port)
-    /// are left out: they are no secret, and masking them would garble
-    /// every line.
+    /// or an issue. Flags and short numbers (`TF_VAR_rotate_keys=true`, a
+    /// port) are left out: they are no secret, and masking them would
+    /// garble every line. A number of six characters or more (a PIN, a
+    /// numeric key) is masked.
     pub fn add_variables<'v>(
         &mut self,
         variables: impl IntoIterator<Item = (&'v String, &'v String)>,
@@ -334,7 +335,12 @@ fn forms(value: &str) -> Vec<String> {
     out
 }
 
-/// Whether `value` is a flag or a number, which a variable with a
+/// Numbers shorter than this, in a variable with a secret-looking name,
+/// are settings (a port, a TTL, a count of days); longer ones may be a PIN
+/// or a numeric key.
+const SETTING_DIGITS: usize = 6;
+
+/// Whether `value` is a flag or a short number, which a variable with a
 /// secret-looking name may hold without being a secret.
 fn says_nothing(value: &str) -> bool {
     let value = value.trim();
@@ -342,9 +348,10 @@ fn says_nothing(value: &str) -> bool {
         "true", "false", "yes", "no", "on", "off", "null", "none", "enabled", "disabled",
     ];
     FLAGS.iter().any(|f| value.eq_ignore_ascii_case(f))
-        || value
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+        || (value.len() < SETTING_DIGITS
+            && value
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == '-'))
 }
 
 /// The lowercase words of a key name, split on `_`, `-`, `.`, spaces,
@@ -593,7 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn the_values_of_secret_looking_variables_are_masked_but_flags_and_numbers() {
+    fn the_values_of_secret_looking_variables_are_masked_but_flags_and_short_numbers() {
         let mut r = default();
         let vars: Vec<(String, String)> = [
             ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG"),
@@ -601,6 +608,8 @@ mod tests {
             ("VAULT_TOKEN", "hvs.CAESIJ"),
             ("TF_VAR_rotate_keys", "true"),
             ("API_KEY_PORT", "8443"),
+            ("TOKEN_TTL", "86400"),
+            ("DB_PASSWORD", "20481977"),
             ("PATH", "/usr/local/bin:/usr/bin"),
             ("HOME", "/home/runner"),
         ]
@@ -609,12 +618,16 @@ mod tests {
         .collect();
         r.add_variables(vars.iter().map(|(n, v)| (n, v)));
         assert_eq!(
-            r.redact("key wJalrXUtnFEMI/K7MDENG, secret s3cr3t~value, vault hvs.CAESIJ"),
-            "key ***, secret ***, vault ***"
+            r.redact(
+                "key wJalrXUtnFEMI/K7MDENG, secret s3cr3t~value, vault hvs.CAESIJ, pin 20481977"
+            ),
+            "key ***, secret ***, vault ***, pin ***"
         );
         assert_eq!(
-            r.redact("rotate: true, port 8443, in /home/runner, PATH=/usr/local/bin:/usr/bin"),
-            "rotate: true, port 8443, in /home/runner, PATH=/usr/local/bin:/usr/bin"
+            r.redact(
+                "rotate: true, port 8443, ttl 86400, in /home/runner, PATH=/usr/local/bin:/usr/bin"
+            ),
+            "rotate: true, port 8443, ttl 86400, in /home/runner, PATH=/usr/local/bin:/usr/bin"
         );
     }
 
