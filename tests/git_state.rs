@@ -429,7 +429,18 @@ fn a_run_cancelled_while_it_waits_for_a_lock_gives_back_those_it_took() {
     );
     let job = fleet.clone("job");
     std::fs::write(job.join("stacks/c00/changed"), "").unwrap();
-    let mut child = spawn(&job, &["apply", "--env", "dev", "--lock-timeout", "10m"]);
+    let mut child = spawn(
+        &job,
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--lock-timeout",
+            "10m",
+            "--format",
+            "json",
+        ],
+    );
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -456,9 +467,24 @@ fn a_run_cancelled_while_it_waits_for_a_lock_gives_back_those_it_took() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let status = child.wait().unwrap();
     let said = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{said}");
+    let result: Value = serde_json::from_str(&stdout).expect("the result on stdout");
+    assert_eq!(result["result"], "cancelled", "{result}");
+    assert_eq!(result["components"], serde_json::json!({}), "{result}");
+    assert_eq!(
+        result["state_commit"].as_str(),
+        Some(git(&fleet.origin(), &["rev-parse", "orchestrator-state"]).trim()),
+        "the commit that gave the aws lock back: {result}"
+    );
     assert!(
         said.contains("Cancelled before any component started in dev."),
         "{said}"

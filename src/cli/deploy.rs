@@ -619,19 +619,20 @@ fn cancelled_before_start(
     out: &mut dyn Write,
     published: publish::Report,
 ) -> Result<i32, Failure> {
-    match format {
-        Format::Json => out.write_all(
+    eprintln!("Cancelled before any component started in {env}.");
+    if format == Format::Json {
+        out.write_all(
             json(&result_document(
                 run_id,
                 env,
                 RunResult::Cancelled,
                 &[],
                 false,
-                None,
+                // The commit that gave the locks back, when there is one.
+                published.commit.as_deref(),
             ))
             .as_bytes(),
-        )?,
-        Format::Text => eprintln!("Cancelled before any component started in {env}."),
+        )?;
     }
     published_exit(published, EXIT_CANCELLED)
 }
