@@ -817,10 +817,11 @@ fn unwatched_modules_and_versions_read_as_numbers_are_warnings_at_their_line() {
     assert!(warnings[0].data.contains("the number 1.3"), "{warnings:?}");
     assert_eq!(warnings[1].properties["file"], "stacks/net/main.tf");
     assert_eq!(warnings[1].properties["line"], "2");
+    assert_eq!(warnings[1].properties["col"], "12");
     assert_eq!(warnings[1].properties["title"], "`components.net.watch`");
     assert!(warnings[1].data.contains("modules/vpc"), "{warnings:?}");
     assert!(
-        step.summary.contains("| Where | Warning |"),
+        step.summary.contains("| Where | Key | Warning |"),
         "{}",
         step.summary
     );

@@ -70,11 +70,15 @@ fn a_local_module_a_root_does_not_watch_is_a_warning() {
     repo.write("modules/vpc/main.tf", "# vpc\n");
     let config = "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n";
     repo.write("orchestrator.yaml", config);
-    let warning = "warning: `net` uses the local module `modules/vpc` (stacks/net/main.tf:2), \
-                   which it does not watch";
     let out = repo.run(&["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains(warning), "{}", stderr(&out));
+    for said in [
+        "warning: `net` uses the local module `modules/vpc`, which it does not watch",
+        "--> stacks/net/main.tf:2:12",
+        "2 |   source = \"../../modules/vpc\"",
+    ] {
+        assert!(stderr(&out).contains(said), "{said:?} in {}", stderr(&out));
+    }
     let doc: serde_json::Value =
         serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
     assert_eq!(doc["valid"], true);

@@ -16,7 +16,7 @@ use indexmap::IndexSet;
 use serde_json::Value;
 
 use super::{Cli, EXIT_BAD_INPUT, Failure};
-use crate::config::{CloudName, Config, EnvName, Report};
+use crate::config::{CloudName, Config, Diagnostic, EnvName};
 use crate::exec::engine::state_path;
 use crate::github::commands::{self, Level, Location, MAX_ERRORS};
 use crate::github::files::{Outputs, Summary};
@@ -458,7 +458,7 @@ fn report(command: &str, failure: &Failure) {
     let message = failure.render(false);
     eprint!("{}", commands::untrusted(&message));
     match failure {
-        Failure::Config(report) => annotate(report),
+        Failure::Config(report) => annotate(Level::Error, &report.diagnostics),
         Failure::Reported => {}
         _ => {
             let first = message
@@ -479,10 +479,11 @@ fn report(command: &str, failure: &Failure) {
     }
 }
 
-/// One annotation per configuration problem, at its file and line.
-fn annotate(report: &Report) {
+/// One annotation of `level` per configuration problem or warning, at its
+/// file, line and column.
+fn annotate(level: Level, diagnostics: &[Diagnostic]) {
     let cwd = std::env::current_dir().unwrap_or_default();
-    for d in report.diagnostics.iter().take(MAX_ERRORS) {
+    for d in diagnostics.iter().take(MAX_ERRORS) {
         let file = d.file.strip_prefix(&cwd).unwrap_or(&d.file);
         let at = Location {
             file: file.display().to_string(),
@@ -495,7 +496,7 @@ fn annotate(report: &Report) {
         }
         eprint!(
             "{}",
-            commands::annotation(Level::Error, &format!("`{}`", d.key), Some(&at), &message)
+            commands::annotation(level, &format!("`{}`", d.key), Some(&at), &message)
         );
     }
 }
@@ -611,48 +612,28 @@ fn validate(request: &Request, answer: &mut Answer) -> i32 {
             crate::report::counted(errors, "problem")
         )
     };
-    if errors > 0 {
-        page.push_str("| Where | Key | Problem |\n| --- | --- | --- |\n");
-        for e in doc["errors"].as_array().into_iter().flatten() {
+    let listed = |what: &str| -> Vec<Diagnostic> {
+        serde_json::from_value(doc[what].clone()).unwrap_or_default()
+    };
+    let warnings = listed("warnings");
+    annotate(Level::Warning, &warnings);
+    for (heading, list) in [("Problem", listed("errors")), ("Warning", warnings)] {
+        if list.is_empty() {
+            continue;
+        }
+        page.push_str(&format!(
+            "\n| Where | Key | {heading} |\n| --- | --- | --- |\n"
+        ));
+        for d in &list {
             page.push_str(&format!(
-                "| `{}:{}:{}` | `{}` | {}{} |\n",
-                e["file"].as_str().unwrap_or(""),
-                e["line"],
-                e["column"],
-                e["key"].as_str().unwrap_or(""),
-                summary::cell(e["message"].as_str().unwrap_or("")),
-                e["hint"]
-                    .as_str()
+                "| `{}` | `{}` | {}{} |\n",
+                d.location(),
+                d.key,
+                summary::cell(&d.message),
+                d.hint
+                    .as_deref()
                     .map(|h| format!(" ({})", summary::cell(h)))
                     .unwrap_or_default()
-            ));
-        }
-    }
-    let warnings = doc["warnings"].as_array().map_or(&[][..], Vec::as_slice);
-    if !warnings.is_empty() {
-        page.push_str("\n| Where | Warning |\n| --- | --- |\n");
-        for w in warnings {
-            let at = Location {
-                file: w["file"].as_str().unwrap_or("").to_string(),
-                line: w["line"].as_u64().map(|l| l as usize),
-                column: None,
-            };
-            let message = format!(
-                "{}\nhelp: {}",
-                w["message"].as_str().unwrap_or(""),
-                w["hint"].as_str().unwrap_or("")
-            );
-            let title = format!("`{}`", w["key"].as_str().unwrap_or(""));
-            eprint!(
-                "{}",
-                commands::annotation(Level::Warning, &title, Some(&at), &message)
-            );
-            page.push_str(&format!(
-                "| `{}:{}` | {} ({}) |\n",
-                w["file"].as_str().unwrap_or(""),
-                w["line"],
-                summary::cell(w["message"].as_str().unwrap_or("")),
-                summary::cell(w["hint"].as_str().unwrap_or("")),
             ));
         }
     }

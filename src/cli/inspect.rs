@@ -12,29 +12,17 @@ use crate::report;
 
 pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Result<(), Failure> {
     let config = config::load(file);
-    let report = match &config {
+    let mut report = match &config {
         Ok(c) => config::values::check(c, &c.environments.keys().collect::<Vec<_>>(), true),
         Err(report) => report.clone(),
     };
-    let unwatched = match (&config, report.is_empty()) {
-        (Ok(c), true) => config::modules::unwatched(c),
-        _ => Vec::new(),
-    };
+    if let (Ok(c), true) = (&config, report.is_empty()) {
+        config::modules::warn(c, &mut report);
+        report.sort();
+    }
     if format == Format::Json {
         let mut doc = report.to_json();
         if let Ok(c) = &config {
-            let unwatched = unwatched.iter().map(|u| {
-                serde_json::json!({
-                    "key": format!("components.{}.watch", u.component),
-                    "file": u.file,
-                    "line": u.line,
-                    "message": u.to_string(),
-                    "hint": config::modules::HELP,
-                })
-            });
-            if let Some(warnings) = doc["warnings"].as_array_mut() {
-                warnings.extend(unwatched);
-            }
             doc["components"] = c.components.len().into();
             doc["environments"] = c
                 .environments
@@ -74,15 +62,7 @@ pub(super) fn validate(file: &Path, format: Format, out: &mut dyn Write) -> Resu
         "{}",
         report.render_warnings(crate::report::colour_on_stderr())
     );
-    warn_unwatched(&unwatched);
     Ok(())
-}
-
-/// Says which local modules components use and do not watch.
-fn warn_unwatched(unwatched: &[config::modules::Unwatched]) {
-    for u in unwatched {
-        eprintln!("warning: {u}\n  = help: {}", config::modules::HELP);
-    }
 }
 
 pub(super) fn graph(file: &Path, format: GraphFormat, out: &mut dyn Write) -> Result<(), Failure> {

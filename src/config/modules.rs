@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::{Component, Config, Runner};
+use super::{Component, Config, Diagnostic, Report, Runner};
+use crate::yaml::Pos;
 
 /// A local module a component uses and does not watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Unwatched {
     pub file: PathBuf,
     /// The line of the `source` attribute.
     pub line: usize,
+    /// The column of its value's opening quote.
+    pub column: usize,
     /// The module's directory, relative to the configuration's directory.
     pub module: PathBuf,
 }
@@ -37,12 +40,10 @@ impl std::fmt::Display for Unwatched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "`{}` uses the local module `{}` ({}:{}), which it does not watch: a change \
-             there changes no fingerprint and deploys nothing",
+            "`{}` uses the local module `{}`, which it does not watch: a change there \
+             changes no fingerprint and deploys nothing",
             self.component,
             self.module.display(),
-            self.file.display(),
-            self.line,
         )
     }
 }
@@ -50,6 +51,27 @@ impl std::fmt::Display for Unwatched {
 /// The help that goes with an [`Unwatched`].
 pub const HELP: &str =
     "add the module's directory to the component's `watch` (or to `defaults.watch`)";
+
+/// Adds to `report` a warning for each local module a component of
+/// `config` does not watch ([`unwatched`]), at its `source` line, with the
+/// text of the files they are in.
+pub fn warn(config: &Config, report: &mut Report) {
+    let mut shown = BTreeSet::new();
+    for u in unwatched(config) {
+        let file = config.root.join(&u.file);
+        if shown.insert(file.clone()) {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                report.add_source(&file, text);
+            }
+        }
+        let at = Pos {
+            line: u32::try_from(u.line).unwrap_or(u32::MAX),
+            column: u32::try_from(u.column).unwrap_or(u32::MAX),
+        };
+        let key = format!("components.{}.watch", u.component);
+        report.warn(Diagnostic::new(&file, at, key, u.to_string()).hint(HELP));
+    }
+}
 
 /// The local modules the OpenTofu and Terraform components of `config` use,
 /// in any environment and cloud, that they do not watch.
@@ -103,7 +125,7 @@ fn misses(
     let mut queue = VecDeque::from([dir.to_path_buf()]);
     while let Some(at) = queue.pop_front() {
         let found = read.entry(at.clone()).or_insert_with(|| sources(root, &at));
-        for (file, line, source) in found.iter() {
+        for (file, line, column, source) in found.iter() {
             let module = normal(&at.join(source));
             if module.starts_with("..") || !visited.insert(module.clone()) {
                 continue;
@@ -113,6 +135,7 @@ fn misses(
                     component: component.name.to_string(),
                     file: file.clone(),
                     line: *line,
+                    column: *column,
                     module: module.clone(),
                 });
             }
@@ -122,12 +145,16 @@ fn misses(
     out
 }
 
+/// A local `source` path as written, with the file, line and column
+/// (of its opening quote) it is written at.
+type Source = (PathBuf, usize, usize, String);
+
 /// The local `source` paths found in each directory read.
-type Sources = std::collections::HashMap<PathBuf, Vec<(PathBuf, usize, String)>>;
+type Sources = std::collections::HashMap<PathBuf, Vec<Source>>;
 
 /// The local `source` paths in the `.tf` files of `dir` (relative to
-/// `root`): the file, the line, and the path as written.
-fn sources(root: &Path, dir: &Path) -> Vec<(PathBuf, usize, String)> {
+/// `root`).
+fn sources(root: &Path, dir: &Path) -> Vec<Source> {
     static SOURCE: OnceLock<Regex> = OnceLock::new();
     let source = SOURCE.get_or_init(|| {
         Regex::new(r#"^\s*source\s*=\s*"(\.\.?/[^"]*)""#).expect("the pattern is valid")
@@ -149,7 +176,9 @@ fn sources(root: &Path, dir: &Path) -> Vec<(PathBuf, usize, String)> {
         let file = dir.join(path.file_name().unwrap_or_default());
         for (i, line) in text.lines().enumerate() {
             if let Some(m) = source.captures(line).and_then(|c| c.get(1)) {
-                out.push((file.clone(), i + 1, m.as_str().to_string()));
+                // The quote just before the path.
+                let column = line[..m.start()].chars().count();
+                out.push((file.clone(), i + 1, column, m.as_str().to_string()));
             }
         }
     }
