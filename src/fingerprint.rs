@@ -185,16 +185,15 @@ impl Fingerprinter {
                     .components
                     .iter()
                     .map(|c| {
-                        let watched = c
-                            .watch
-                            .iter()
-                            .map(|w| {
-                                let rel = w.expand(env, cloud);
-                                let i = at(&rel);
-                                (rel, i)
-                            })
-                            .collect();
-                        (at(&c.path.expand(env, cloud)), watched)
+                        let mut paths = c.paths().map(|p| {
+                            let rel = p.expand(env, cloud);
+                            let i = at(&rel);
+                            (rel, i)
+                        });
+                        let (_, dir) = paths
+                            .next()
+                            .expect("a component's paths start with its own");
+                        (dir, paths.collect())
                     })
                     .collect()
             })

@@ -86,17 +86,21 @@ impl Redactor {
     ) -> Redactor {
         let mut redactor = Redactor::new(&config.secrets.keys);
         redactor.add_loaded(config, loaded);
-        // Components' own variables as each cloud of `env` gets them.
+        // Components' own secret-looking variables as each cloud of `env`
+        // gets them (only those are filled in: most are not).
         let clouds = config
             .environments
             .get(env)
             .map_or(&[][..], |e| e.clouds.as_slice());
         let own = config.components.iter().flat_map(|c| {
-            c.env.iter().flat_map(|(name, value)| {
-                clouds
-                    .iter()
-                    .map(|cloud| (name.clone(), expand(value, env, cloud)))
-            })
+            c.env
+                .iter()
+                .filter(|(name, _)| redactor.key_looks_secret(name))
+                .flat_map(|(name, value)| {
+                    clouds
+                        .iter()
+                        .map(|cloud| (name.clone(), expand(value, env, cloud)))
+                })
         });
         let inherited = std::env::vars_os().filter_map(|(name, value)| {
             Some((name.into_string().ok()?, value.into_string().ok()?))
