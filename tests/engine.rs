@@ -1047,6 +1047,105 @@ fn a_dependency_outside_the_run_must_be_deployed_or_the_run_refuses() {
     assert_eq!(code, Some(0), "net is deployed now, so app alone may run");
 }
 
+/// Moves the state directory away and puts a file in its place, so every
+/// state write fails until [`RESTORE_STATE`] undoes it; run from a
+/// component's directory.
+const BREAK_STATE: &str =
+    "mv ../../.orchestrator/state ../../state.away && touch ../../.orchestrator/state";
+const RESTORE_STATE: &str =
+    "rm ../../.orchestrator/state && mv ../../state.away ../../.orchestrator/state";
+
+fn error_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("error:")).collect()
+}
+
+#[test]
+fn a_state_that_cannot_be_written_at_the_end_is_one_error_and_the_next_run_does_the_rest() {
+    // After a pause that lets its start be recorded.
+    let repo = repo(&[("net", &[], &format!("sleep 0.3; {BREAK_STATE}"))], "");
+    let out = repo.run(&["apply", "--env", "dev"]);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the local state file could not be written: {err}"
+    );
+    // The run's last write, and the write that gives back its lock after
+    // it, fail for one reason: it is told once, saying what became of the
+    // records.
+    let errors = error_lines(&err);
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with("error: the state could not be written:")
+            && errors[0].contains(".orchestrator/state/")
+            && errors[0].contains("dev-aws.json"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the next apply runs again what it does not show as done"),
+        "{err}"
+    );
+    let kept: Value = serde_json::from_slice(
+        &std::fs::read(repo.path().join("state.away/dev-aws.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept["components"]["net"]["status"], "running");
+
+    // Put back, the state is the one before: the next run takes over the
+    // dead run's lock and deploys what it lacks.
+    std::fs::remove_file(repo.path().join(".orchestrator/state")).unwrap();
+    std::fs::rename(
+        repo.path().join("state.away"),
+        repo.path().join(".orchestrator/state"),
+    )
+    .unwrap();
+    repo.write(
+        "orchestrator.yaml",
+        std::fs::read_to_string(repo.path().join("orchestrator.yaml"))
+            .unwrap()
+            .replace(
+                &serde_json::to_string(&format!("sleep 0.3; {BREAK_STATE}")).unwrap(),
+                "echo again",
+            ),
+    );
+    let (code, doc) = json_run(&repo, &["apply", "--env", "dev"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(statuses(&doc), pairs(&[("net", "succeeded")]));
+    let state = state(&repo);
+    assert_eq!(state["components"]["net"]["status"], "succeeded");
+    assert_eq!(state["lock"], Value::Null);
+}
+
+#[test]
+fn state_writes_that_fail_during_a_run_are_made_good_by_a_later_one_and_only_warned_of() {
+    let repo = repo(
+        &[
+            ("net", &[], BREAK_STATE),
+            // Long enough for the writes of net's end and app's start to
+            // fail before the directory is back.
+            ("app", &["net"], &format!("sleep 0.5; {RESTORE_STATE}")),
+        ],
+        "",
+    );
+    let out = repo.run(&["apply", "--env", "dev"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(error_lines(&err), Vec::<&str>::new());
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("of the state failed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].ends_with("a later one recorded everything"),
+        "{err}"
+    );
+    let state = state(&repo);
+    assert_eq!(state["components"]["net"]["status"], "succeeded");
+    assert_eq!(state["components"]["app"]["status"], "succeeded");
+    assert_eq!(state["lock"], Value::Null);
+}
+
 #[test]
 fn dry_run_prints_the_plan_and_touches_nothing() {
     let repo = repo(&[("net", &[], "echo ran > ../../net.ran")], "");

@@ -286,6 +286,39 @@ fn a_push_refused_by_a_hook_exits_3_and_leaves_the_local_state_alone() {
 }
 
 #[test]
+fn a_local_copy_that_cannot_be_written_is_a_warning_when_the_branch_has_the_records() {
+    // The component leaves a file where the checkout's state directory
+    // was, so every write of the local copy fails from then on.
+    let fleet = Fleet::new(
+        1,
+        "mv ../../.orchestrator/state ../../state.away && touch ../../.orchestrator/state",
+    );
+    let job = fleet.clone("job");
+    let out = run(&job, &["apply", "--env", "dev"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.lines().any(|l| l.starts_with("error:")), "{said}");
+    assert!(
+        said.contains("warning: the local copy of the state could not be written (")
+            && said.contains("Not a directory")
+            && said.contains("the state branch has every record"),
+        "{said}"
+    );
+    let pushed = fleet.state();
+    assert_eq!(status(&pushed, "c00"), "succeeded");
+    assert_eq!(pushed["lock"], Value::Null);
+
+    // With the directory back, the copy there (from before the run) is
+    // replaced by the branch's.
+    std::fs::remove_file(job.join(".orchestrator/state")).unwrap();
+    std::fs::rename(job.join("state.away"), job.join(".orchestrator/state")).unwrap();
+    let out = run(&job, &["status", "--env", "dev", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let local: Value = serde_json::from_slice(&std::fs::read(job.join(STATE)).unwrap()).unwrap();
+    assert_eq!(status(&local, "c00"), "succeeded");
+}
+
+#[test]
 fn a_shallow_clone_reads_and_writes_the_state_branch() {
     let fleet = Fleet::new(2, "true");
     let daemon = GitDaemon::serve(fleet.root());
@@ -896,7 +929,7 @@ fn a_run_pushes_its_own_records_even_if_its_checkout_copy_was_rewritten_meanwhil
         publisher.on_event(&event);
     }
     let recorded = recorder.finish();
-    assert!(recorded.errors.is_empty(), "{:?}", recorded.errors);
+    assert!(recorded.failures.is_empty(), "{:?}", recorded.failures);
 
     // Another process working in the same checkout puts back an older copy
     // after this run's last write and before its last push.

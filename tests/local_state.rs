@@ -324,11 +324,12 @@ fn when_the_recorders_last_write_fails_the_publisher_still_gives_back_the_lock()
     std::fs::write(&target.local, "{\"serial\": ").unwrap();
     let outcome = recorder.finish();
     assert!(outcome.released.is_empty());
-    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
+    let failed = &outcome.failures[0];
+    assert!(failed.lasting, "{failed:?}");
     assert!(
-        outcome.errors[0].contains(&target.local.display().to_string()),
-        "{:?}",
-        outcome.errors
+        failed.last.contains(&target.local.display().to_string()),
+        "{failed:?}"
     );
     assert_eq!(std::fs::read(&target.local).unwrap(), b"{\"serial\": ");
 
@@ -351,7 +352,7 @@ fn after_the_recorders_last_write_the_publisher_has_nothing_left_to_write() {
     let repo = repo(&[("net", "true")]);
     let (target, mut recorder, publisher) = locked_run(&repo, 43);
     let outcome = recorder.finish();
-    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
     assert_eq!(outcome.released, std::slice::from_ref(&target.cloud));
     let released = std::fs::read(&target.local).unwrap();
     let report = publisher.finish(&outcome);

@@ -320,8 +320,7 @@ pub(super) fn run_observed(
     // The final push reads the records the last write leaves, and the
     // result names the pushed commit.
     let recorded = recorder.finish();
-    let published = publisher.finish(&recorded);
-    let state_errors = recorded.errors;
+    let mut published = publisher.finish(&recorded);
     match args.format {
         Format::Json => out.write_all(
             rendered
@@ -340,9 +339,7 @@ pub(super) fn run_observed(
             )
         ),
     }
-    for e in &state_errors {
-        eprintln!("error: the state could not be written: {e}");
-    }
+    let unwritten = report_write_failures(&recorded, &mut published, store.is_shared());
     crate::report::logs::prune(&config.root, SystemTime::now());
     // A cancelled run has seconds left before it is killed: no GitHub calls.
     if args.open_issue_on_failure && result != RunResult::Cancelled {
@@ -357,7 +354,7 @@ pub(super) fn run_observed(
         );
     }
     let code = match result {
-        _ if !state_errors.is_empty() => EXIT_FAILED,
+        _ if unwritten => EXIT_FAILED,
         RunResult::Succeeded => 0,
         RunResult::Failed => EXIT_FAILED,
         RunResult::Cancelled => EXIT_CANCELLED,
@@ -413,7 +410,7 @@ fn published_exit(published: publish::Report, code: i32) -> Result<i32, Failure>
     if published.errors.is_empty() {
         return Ok(code);
     }
-    for e in &published.errors {
+    for (_, e) in &published.errors {
         let hint = e.hint();
         eprintln!("error: {}", e.message());
         if !hint.is_empty() {
@@ -425,6 +422,85 @@ fn published_exit(published: publish::Report, code: i32) -> Result<i32, Failure>
     } else {
         EXIT_CONFLICT
     })
+}
+
+/// Tells of the state writes that failed during the run, once for each
+/// file, and says whether a file was left without records of the run.
+///
+/// A failed write's records go out with the next write, so only a failed
+/// last write can leave them out. Then, in local mode, the write that
+/// gives back the run's lock carries them too: when it lands nothing is
+/// missing, and when it fails it fails for the same reason, so its error
+/// is told here, once, instead of beside the recorder's (a conflict, such
+/// as another state in the file's place, is told by the publisher, as
+/// before, and exits 3). In git mode the
+/// files are local copies of the branch: one the run could not write is
+/// taken from the branch by the next run, once the final push has landed.
+fn report_write_failures(
+    recorded: &Outcome,
+    published: &mut publish::Report,
+    shared: bool,
+) -> bool {
+    let mut unwritten = false;
+    // A copy the final push could not update either is told of once.
+    let mut stale = std::mem::take(&mut published.stale_copies);
+    for failed in &recorded.failures {
+        stale.retain(|(cloud, _)| *cloud != failed.cloud);
+        let writes = match failed.count {
+            1 => "a write".to_string(),
+            n => format!("{n} writes"),
+        };
+        let again = published
+            .errors
+            .iter()
+            .position(|(c, _)| *c == failed.cloud);
+        match (failed.lasting, shared, again) {
+            (false, _, _) => eprintln!(
+                "warning: {writes} of the state failed during the run ({}); a later one \
+                 recorded everything",
+                failed.last
+            ),
+            (true, true, None) => eprintln!("warning: {}", stale_copy(&failed.last)),
+            (true, false, None) => eprintln!(
+                "warning: {writes} of the state failed ({}); the write that gave back the \
+                 run's lock recorded everything",
+                failed.last
+            ),
+            (true, true, Some(_)) => {
+                eprintln!("error: the state could not be written: {}", failed.last);
+                unwritten = true;
+            }
+            // Another state in the file's place, say: the publisher's
+            // error tells it, as a conflict.
+            (true, false, Some(i)) if published.errors[i].1.is_conflict() => {}
+            (true, false, Some(i)) => {
+                let (_, error) = published.errors.remove(i);
+                eprintln!("error: the state could not be written: {}", error.message());
+                let hint = error.hint();
+                if !hint.is_empty() {
+                    eprintln!("  = help: {hint}");
+                }
+                eprintln!(
+                    "  = note: {writes} failed; the file holds what was recorded before, \
+                     and the next apply runs again what it does not show as done"
+                );
+                unwritten = true;
+            }
+        }
+    }
+    for (_, why) in stale {
+        eprintln!("warning: {}", stale_copy(&why));
+    }
+    unwritten
+}
+
+/// The warning for a working-tree copy of the state that could not be
+/// written while the branch got the state.
+pub(super) fn stale_copy(why: &str) -> String {
+    format!(
+        "the local copy of the state could not be written ({why}); the state branch has \
+         every record, and the next run takes its copy from there"
+    )
 }
 
 /// The components a run's lock covers: those asked for with `--components`

@@ -325,7 +325,7 @@ fn record(config: &Config, to: &EnvName, github: &GithubArgs, note: &str) -> Res
     let run = RunContext::from_env().run_info(0);
     for cloud in &config.environments[to].clouds {
         let target = store.target(to, cloud);
-        store.transact(&target, true, |state| {
+        let written = store.transact(&target, true, |state| {
             let now = Timestamp::from(SystemTime::now());
             state.bump(
                 BTreeMap::new(),
@@ -339,6 +339,7 @@ fn record(config: &Config, to: &EnvName, github: &GithubArgs, note: &str) -> Res
                 &[note.to_string()],
             )))
         })?;
+        super::warn_if_stale(&written);
     }
     Ok(())
 }

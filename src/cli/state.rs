@@ -252,7 +252,7 @@ pub(super) fn command(
             for cloud in &clouds {
                 let fingerprint = c.map(|c| fingerprinter.fingerprint(&config, &env, cloud, c));
                 let target = store.target(&env, cloud);
-                store.transact(&target, true, |state| {
+                let written = store.transact(&target, true, |state| {
                     if c.is_none() && !state.components.contains_key(&name) {
                         return Err(crate::state::sync::Refusal::Other(format!(
                             "unknown component `{name}`: it is neither in {} nor recorded in \
@@ -289,6 +289,7 @@ pub(super) fn command(
                         &[format!("set by hand: {reason}")],
                     )))
                 })?;
+                super::warn_if_stale(&written);
                 writeln!(
                     out,
                     "{env} / {}: {name} is now {}",
@@ -352,7 +353,7 @@ fn unlock(
     for cloud in &clouds {
         let target = store.target(&env, cloud);
         let mut released = Vec::new();
-        store.transact(&target, true, |state| {
+        let written = store.transact(&target, true, |state| {
             released = lock::clear(&mut state.lock);
             if released.is_empty() {
                 return Ok(None);
@@ -370,6 +371,7 @@ fn unlock(
                 &[note],
             )))
         })?;
+        super::warn_if_stale(&written);
         if at.format == Format::Text {
             if released.is_empty() {
                 writeln!(out, "{env} / {cloud}: not locked")?;

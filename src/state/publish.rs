@@ -315,8 +315,11 @@ pub struct Report {
     pub attempts: u32,
     /// The last commit pushed.
     pub commit: Option<String>,
-    /// Failures, for the user (the state is kept locally).
-    pub errors: Vec<StoreError>,
+    /// Failures, for the user, by cloud (the state is kept locally).
+    pub errors: Vec<(CloudName, StoreError)>,
+    /// The clouds whose working-tree copy could not be written after a
+    /// push landed, with why.
+    pub stale_copies: Vec<(CloudName, String)>,
 }
 
 struct Pending {
@@ -409,6 +412,7 @@ impl Publisher {
             let ours = recorded.states.get(cloud);
             account(
                 &mut report,
+                cloud,
                 publish(&self.store, target, &self.claim, &names, true, false, ours),
             );
         }
@@ -416,16 +420,20 @@ impl Publisher {
     }
 }
 
-fn account(report: &mut Report, result: Result<Written, StoreError>) {
+fn account(report: &mut Report, cloud: &CloudName, result: Result<Written, StoreError>) {
     match result {
         Ok(written) => {
+            if let Some(why) = written.stale_copy {
+                report.stale_copies.retain(|(c, _)| c != cloud);
+                report.stale_copies.push((cloud.clone(), why));
+            }
             report.attempts += written.attempts;
             if written.commit.is_some() {
                 report.writes += 1;
                 report.commit = written.commit;
             }
         }
-        Err(e) => report.errors.push(e),
+        Err(e) => report.errors.push((cloud.clone(), e)),
     }
 }
 
@@ -465,7 +473,10 @@ fn push_loop(store: &Store, shared: &Shared, targets: &HashMap<CloudName, Target
         let mut results = Vec::new();
         for (cloud, target) in targets {
             let names = touched.get(cloud).cloned().unwrap_or_default();
-            results.push(publish(store, target, claim, &names, false, renew, None));
+            results.push((
+                cloud,
+                publish(store, target, claim, &names, false, renew, None),
+            ));
         }
         last_push = Instant::now();
         if renew {
@@ -475,8 +486,10 @@ fn push_loop(store: &Store, shared: &Shared, targets: &HashMap<CloudName, Target
             // A failed push in the middle of a run is retried by the next
             // one and by the final publish; only the last word counts, so
             // failures in the middle are not reported.
-            for written in results.into_iter().flatten() {
-                account(&mut p.report, Ok(written));
+            for (cloud, result) in results {
+                if let Ok(written) = result {
+                    account(&mut p.report, cloud, Ok(written));
+                }
             }
         }
     }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::lock::{self, Holder};
 use super::model::{ComponentRecord, RecordAction, RunInfo, StateFile, Status, Timestamp};
-use super::store::Durability;
+use super::store::{Durability, StateError};
 use super::writer::Writer;
 use crate::config::{CloudName, ComponentName};
 use crate::events::{Event, Subscriber};
@@ -68,8 +68,8 @@ pub struct Recorder {
 /// What the writes of a run came to.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
-    /// Why writes failed, each naming its file.
-    pub errors: Vec<String>,
+    /// The files some of whose writes failed, by cloud.
+    pub failures: Vec<Failures>,
     /// The clouds whose last write gave back the run's lock claim (or found
     /// it gone already).
     pub released: Vec<CloudName>,
@@ -77,6 +77,30 @@ pub struct Outcome {
     /// publisher merges from, rather than a file another process in the
     /// same checkout may have rewritten since.
     pub states: HashMap<CloudName, StateFile>,
+}
+
+/// The writes of one state file that failed during a run. A failed write's
+/// changes wait in memory and go out with the next write, so only a failed
+/// last write leaves the file short of what the run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failures {
+    /// Whose file it is.
+    pub cloud: CloudName,
+    /// How many writes failed.
+    pub count: u32,
+    /// Why the last of them did, naming the file.
+    pub last: String,
+    /// Whether the file's last write was one of them: it then lacks the
+    /// run's latest records (or, when only the final sync failed, may lack
+    /// them after a power cut).
+    pub lasting: bool,
+}
+
+impl Outcome {
+    /// The failures that left a file short of what the run did.
+    pub fn lasting(&self) -> impl Iterator<Item = &Failures> {
+        self.failures.iter().filter(|f| f.lasting)
+    }
 }
 
 struct File {
@@ -268,9 +292,10 @@ fn write_loop(
 ) {
     let mut release = run.release.as_ref();
     let mut due: Option<Instant> = None;
+    let mut failed: Option<Failures> = None;
     loop {
         let Some((changes, closing)) = next_batch(shared, due) else {
-            return;
+            break;
         };
         // The claim goes with the first write after the run ends, with
         // changes or without; when that write fails, the publisher
@@ -278,11 +303,12 @@ fn write_loop(
         let release = if closing { release.take() } else { None };
         if changes.is_empty() && release.is_none() {
             // Closing, and everything is written: the last write is made
-            // as durable as a single one would be.
-            if let (Err(e), Ok(mut outcome)) = (writer.sync(), outcome.lock()) {
-                outcome.errors.push(e.to_string());
+            // as durable as a single one would be. (After a failed write
+            // this syncs an older one, which makes nothing good.)
+            if let Err(e) = writer.sync() {
+                note(&mut failed, cloud, Err(e));
             }
-            return;
+            break;
         }
         let started = Instant::now();
         // Writes while the run goes on leave the directory unsynced: a
@@ -295,13 +321,36 @@ fn write_loop(
         };
         let written = writer.write_with(durability, |state| record(state, changes, run, release));
         due = Some(next_write(started, started.elapsed()));
-        let Ok(mut outcome) = outcome.lock() else {
-            return;
-        };
-        match written {
-            Ok(()) if release.is_some() => outcome.released.push(cloud.clone()),
-            Ok(()) => {}
-            Err(e) => outcome.errors.push(e.to_string()),
+        if written.is_ok() && release.is_some() {
+            if let Ok(mut outcome) = outcome.lock() {
+                outcome.released.push(cloud.clone());
+            }
+        }
+        note(&mut failed, cloud, written);
+    }
+    if let (Some(failed), Ok(mut outcome)) = (failed, outcome.lock()) {
+        outcome.failures.push(failed);
+    }
+}
+
+/// Counts a write (or sync) that failed into `failed`; one that landed
+/// makes good those before it.
+fn note(failed: &mut Option<Failures>, cloud: &CloudName, result: Result<(), StateError>) {
+    match (result, failed.as_mut()) {
+        (Ok(()), Some(f)) => f.lasting = false,
+        (Ok(()), None) => {}
+        (Err(e), Some(f)) => {
+            f.count += 1;
+            f.last = e.to_string();
+            f.lasting = true;
+        }
+        (Err(e), None) => {
+            *failed = Some(Failures {
+                cloud: cloud.clone(),
+                count: 1,
+                last: e.to_string(),
+                lasting: true,
+            })
         }
     }
 }
@@ -532,7 +581,7 @@ mod tests {
         ] {
             recorder.on_event(&event);
         }
-        assert!(recorder.finish().errors.is_empty());
+        assert!(recorder.finish().failures.is_empty());
 
         let state = crate::state::store::read(&path, &env, &cloud)
             .unwrap()
@@ -671,7 +720,7 @@ mod tests {
             result: RunResult::Succeeded,
         });
         let outcome = recorder.finish();
-        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
         assert_eq!(outcome.released, [aws]);
 
         let state = read(&path);

@@ -201,6 +201,10 @@ pub struct Written {
     pub commit: Option<String>,
     /// How many attempts the write took.
     pub attempts: u32,
+    /// In git mode, why the working tree's copy could not be brought up
+    /// to date once the push had landed: the branch has the state, and the
+    /// next command takes its copy from there.
+    pub stale_copy: Option<String>,
 }
 
 /// Where state is kept for this run.
@@ -480,6 +484,7 @@ impl Store {
             state,
             commit: None,
             attempts: 1,
+            stale_copy: None,
         })
     }
 
@@ -490,7 +495,15 @@ impl Store {
         write_local: bool,
         change: &mut dyn FnMut(&mut StateFile) -> Result<Option<String>, Refusal>,
     ) -> Result<Written, StoreError> {
-        let local = store::read(&target.local, &target.env, &target.cloud)?;
+        // A copy that cannot be read (its directory gone, a full or failing
+        // disk) is only needed where the branch has no state yet: it may
+        // be the one copy there is. Otherwise the branch is the base, and
+        // what is pushed must not wait on the working tree.
+        let (local, mut unreadable) = match store::read(&target.local, &target.env, &target.cloud) {
+            Ok(local) => (local, None),
+            Err(e @ StateError::Io { .. }) => (None, Some(e)),
+            Err(e) => return Err(e.into()),
+        };
         let mut delays = ExponentialBuilder::default()
             // Many jobs finishing together collide again and again with
             // short waits; spreading the retries over up to two seconds
@@ -504,6 +517,11 @@ impl Store {
         loop {
             attempt += 1;
             let (tip, theirs) = self.fetch(remote, target)?;
+            if theirs.is_none() {
+                if let Some(e) = unreadable.take() {
+                    return Err(e.into());
+                }
+            }
             if let (Some(t), Some(l)) = (&theirs, &local) {
                 if t.lineage != l.lineage {
                     return Err(StoreError::Lineage {
@@ -517,13 +535,16 @@ impl Store {
                 .or_else(|| local.clone())
                 .unwrap_or_else(|| StateFile::new(target.env.clone(), target.cloud.clone()));
             let Some(message) = change(&mut state).map_err(StoreError::Refused)? else {
-                if write_local && theirs.is_some() && local.as_ref() != Some(&state) {
-                    store::write(&target.local, &state)?;
-                }
+                let stale_copy =
+                    (write_local && theirs.is_some() && local.as_ref() != Some(&state))
+                        .then(|| store::write(&target.local, &state).err())
+                        .flatten()
+                        .map(|e| e.to_string());
                 return Ok(Written {
                     state,
                     commit: None,
                     attempts: attempt,
+                    stale_copy,
                 });
             };
             let bytes = store::render(&state).map_err(|e| StoreError::Setup {
@@ -536,13 +557,15 @@ impl Store {
                 .map_err(git_error)?;
             match remote.push(commit) {
                 Ok(()) => {
-                    if write_local {
-                        store::write(&target.local, &state)?;
-                    }
+                    let stale_copy = write_local
+                        .then(|| store::write(&target.local, &state).err())
+                        .flatten()
+                        .map(|e| e.to_string());
                     return Ok(Written {
                         state,
                         commit: Some(commit.to_string()),
                         attempts: attempt,
+                        stale_copy,
                     });
                 }
                 Err(GitError::Conflict) => match delays.next() {
