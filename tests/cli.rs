@@ -70,18 +70,14 @@ fn a_local_module_a_root_does_not_watch_is_a_warning() {
     repo.write("modules/vpc/main.tf", "# vpc\n");
     let config = "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n";
     repo.write("orchestrator.yaml", config);
-    let out = repo.run(&["validate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (err, doc) = validated_with_warnings(&repo);
     for said in [
         "warning: `net` uses the local module `modules/vpc`, which it does not watch",
         "--> stacks/net/main.tf:2:12",
         "2 |   source = \"../../modules/vpc\"",
     ] {
-        assert!(stderr(&out).contains(said), "{said:?} in {}", stderr(&out));
+        assert!(err.contains(said), "{said:?} in {err}");
     }
-    let doc: serde_json::Value =
-        serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
-    assert_eq!(doc["valid"], true);
     assert_eq!(doc["warnings"][0]["key"], "components.net.watch");
     assert_eq!(doc["warnings"][0]["line"], 2);
 
@@ -89,9 +85,7 @@ fn a_local_module_a_root_does_not_watch_is_a_warning() {
         "orchestrator.yaml",
         config.replace("runner: tofu}", "runner: tofu, watch: [modules/vpc]}"),
     );
-    let out = repo.run(&["validate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    validated_quietly(&repo);
 }
 
 /// A decimal whose last zeros YAML drops (`1.30` is 1.3) is most often a
@@ -104,9 +98,7 @@ fn a_decimal_that_loses_its_last_zeros_is_a_warning() {
         "environments/dev/clusters.yaml",
         "kubernetes_version: 1.30\nnode_ratio: 0.5\ncpu: 1.0\n",
     );
-    let out = repo.run(&["validate"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (err, doc) = validated_with_warnings(&repo);
     for expected in [
         "warning: `1.30` is the number 1.3: components get 1.3 (at `kubernetes_version`)",
         "environments/dev/clusters.yaml:1:21",
@@ -115,9 +107,6 @@ fn a_decimal_that_loses_its_last_zeros_is_a_warning() {
         assert!(err.contains(expected), "missing {expected:?} in\n{err}");
     }
     assert_eq!(err.matches("warning:").count(), 1, "{err}");
-    let doc: serde_json::Value =
-        serde_json::from_str(&ok(&repo, &["validate", "--format", "json"])).unwrap();
-    assert_eq!(doc["valid"], true);
     assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1), "{doc}");
     assert_eq!(doc["warnings"][0]["key"], "kubernetes_version");
     assert_eq!(doc["warnings"][0]["file"], "environments/dev/clusters.yaml");
@@ -127,6 +116,23 @@ fn a_decimal_that_loses_its_last_zeros_is_a_warning() {
         "environments/dev/clusters.yaml",
         "kubernetes_version: \"1.30\"\n",
     );
+    validated_quietly(&repo);
+}
+
+/// `validate` of a repository that is valid and warns: what it printed, and
+/// its JSON document, which says it is valid.
+fn validated_with_warnings(repo: &Repo) -> (String, serde_json::Value) {
+    let out = repo.run(&["validate"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(repo, &["validate", "--format", "json"])).unwrap();
+    assert_eq!(doc["valid"], true, "{doc}");
+    (err, doc)
+}
+
+/// `validate` of a repository that is valid and warns of nothing.
+fn validated_quietly(repo: &Repo) {
     let out = repo.run(&["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));

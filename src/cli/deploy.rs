@@ -127,6 +127,14 @@ pub(super) fn run_observed(
         },
     };
     let targets: Vec<Target> = clouds.iter().map(|c| store.target(&env, c)).collect();
+    // One thread: the engine mostly waits for children, and on a small
+    // machine every cycle it spends, and every hand-over between threads,
+    // is taken from the components. Blocking work (the state writer) has a
+    // thread of its own. Started before the locks, whose waits it times.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
     // From the first lock on, a signal must not end the process before it
     // gives back what it took: a lock of a run killed while it waited for
     // another cloud's would stand until it lapsed, holding up the next run
@@ -152,7 +160,7 @@ pub(super) fn run_observed(
                     refusal.holder_text()
                 );
             };
-            let pause = |wait: Duration| !cancelled_within(&cancel, wait);
+            let pause = |wait: Duration| !runtime.block_on(cancelled_within(&cancel, wait));
             Some(publish::take_lock(
                 &store,
                 target,
@@ -216,14 +224,6 @@ pub(super) fn run_observed(
         nothing_to_do(run_id, &env, args.format, out)?;
         return published_exit(published, 0);
     }
-    // One thread: the engine mostly waits for children, and on a small
-    // machine every cycle it spends, and every hand-over between threads,
-    // is taken from the components. Blocking work (the state writer) has a
-    // thread of its own.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| usage(format!("cannot start the async runtime: {e}"), None))?;
     let states = observations
         .iter()
         .map(|o| {
@@ -671,19 +671,8 @@ fn watch_signals(
 }
 
 /// Waits `wait`, or less if `cancel` is cancelled meanwhile: whether it was.
-fn cancelled_within(cancel: &CancellationToken, wait: Duration) -> bool {
-    const STEP: Duration = Duration::from_millis(20);
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        if cancel.is_cancelled() {
-            return true;
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        std::thread::sleep(left.min(STEP));
-    }
+async fn cancelled_within(cancel: &CancellationToken, wait: Duration) -> bool {
+    tokio::time::timeout(wait, cancel.cancelled()).await.is_ok()
 }
 
 /// Reports a run cancelled before any component started, once the locks it

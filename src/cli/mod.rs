@@ -352,14 +352,6 @@ pub enum GraphFormat {
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code: bad input (arguments, config, state file).
 pub const EXIT_BAD_INPUT: i32 = 2;
-/// Warns when the working tree's copy of a state could not be written
-/// after its push landed.
-fn warn_if_stale(written: &crate::state::sync::Written) {
-    if let Some(why) = &written.stale_copy {
-        eprintln!("warning: {}", deploy::stale_copy(why));
-    }
-}
-
 /// Exit code: the state could not be written because of other writers or
 /// the remote (a lock held, a push refused or unreachable).
 pub const EXIT_CONFLICT: i32 = 3;
@@ -467,6 +459,14 @@ fn open_store(config: &Config, args: &StoreArgs) -> Result<crate::state::Store, 
     let store = crate::state::Store::open(config, store_options(config, args.no_commit, token))?;
     eprintln!("State: {}.", store.describe());
     Ok(store)
+}
+
+/// Warns when the working tree's copy of a state could not be written
+/// after its push landed.
+fn warn_if_stale(written: &crate::state::sync::Written) {
+    if let Some(why) = &written.stale_copy {
+        eprintln!("warning: {}", deploy::stale_copy(why));
+    }
 }
 
 /// How every command opens the state store: the token (if any) for https,

@@ -423,8 +423,9 @@ impl Publisher {
 fn account(report: &mut Report, cloud: &CloudName, result: Result<Written, StoreError>) {
     match result {
         Ok(written) => {
+            // The last write of a cloud says whether its copy is stale.
+            report.stale_copies.retain(|(c, _)| c != cloud);
             if let Some(why) = written.stale_copy {
-                report.stale_copies.retain(|(c, _)| c != cloud);
                 report.stale_copies.push((cloud.clone(), why));
             }
             report.attempts += written.attempts;

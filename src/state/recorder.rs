@@ -96,13 +96,6 @@ pub struct Failures {
     pub lasting: bool,
 }
 
-impl Outcome {
-    /// The failures that left a file short of what the run did.
-    pub fn lasting(&self) -> impl Iterator<Item = &Failures> {
-        self.failures.iter().filter(|f| f.lasting)
-    }
-}
-
 struct File {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,

@@ -537,9 +537,8 @@ impl Store {
             let Some(message) = change(&mut state).map_err(StoreError::Refused)? else {
                 let stale_copy =
                     (write_local && theirs.is_some() && local.as_ref() != Some(&state))
-                        .then(|| store::write(&target.local, &state).err())
-                        .flatten()
-                        .map(|e| e.to_string());
+                        .then(|| copy(target, &state))
+                        .flatten();
                 return Ok(Written {
                     state,
                     commit: None,
@@ -557,10 +556,7 @@ impl Store {
                 .map_err(git_error)?;
             match remote.push(commit) {
                 Ok(()) => {
-                    let stale_copy = write_local
-                        .then(|| store::write(&target.local, &state).err())
-                        .flatten()
-                        .map(|e| e.to_string());
+                    let stale_copy = write_local.then(|| copy(target, &state)).flatten();
                     return Ok(Written {
                         state,
                         commit: Some(commit.to_string()),
@@ -714,4 +710,12 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Brings the working tree's copy of `target` up to `state`, as pushed;
+/// why it could not, when it could not.
+fn copy(target: &Target, state: &StateFile) -> Option<String> {
+    store::write(&target.local, state)
+        .err()
+        .map(|e| e.to_string())
 }
