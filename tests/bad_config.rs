@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Repo, stderr, stdout};
+use common::{Repo, assert_contains, stderr, stdout};
 
 /// Validates `config` (with the usual component directories present) and
 /// returns stderr, asserting exit code 2 and that every expected fragment
@@ -20,9 +20,7 @@ fn rejects(config: &str, expected: &[&str]) -> String {
         "nothing on stdout: {}",
         stdout(&out)
     );
-    for fragment in expected {
-        assert!(err.contains(fragment), "missing `{fragment}` in:\n{err}");
-    }
+    assert_contains(&err, expected);
     assert_eq!(listing(&repo), before, "validation changed files");
     err
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Repo, stderr, stdout};
+use common::{Repo, assert_contains, stderr, stdout};
 use serde_json::json;
 
 fn ok(repo: &Repo, args: &[&str]) -> String {
@@ -71,13 +71,14 @@ fn a_local_module_a_root_does_not_watch_is_a_warning() {
     let config = "version: 1\ncomponents:\n  net: {path: stacks/net, runner: tofu}\nenvironments:\n  dev: {clouds: [aws]}\n";
     repo.write("orchestrator.yaml", config);
     let (err, doc) = validated_with_warnings(&repo);
-    for said in [
-        "warning: `net` uses the local module `modules/vpc`, which it does not watch",
-        "--> stacks/net/main.tf:2:12",
-        "2 |   source = \"../../modules/vpc\"",
-    ] {
-        assert!(err.contains(said), "{said:?} in {err}");
-    }
+    assert_contains(
+        &err,
+        &[
+            "warning: `net` uses the local module `modules/vpc`, which it does not watch",
+            "--> stacks/net/main.tf:2:12",
+            "2 |   source = \"../../modules/vpc\"",
+        ],
+    );
     assert_eq!(doc["warnings"][0]["key"], "components.net.watch");
     assert_eq!(doc["warnings"][0]["line"], 2);
 
@@ -99,13 +100,14 @@ fn a_decimal_that_loses_its_last_zeros_is_a_warning() {
         "kubernetes_version: 1.30\nnode_ratio: 0.5\ncpu: 1.0\n",
     );
     let (err, doc) = validated_with_warnings(&repo);
-    for expected in [
-        "warning: `1.30` is the number 1.3: components get 1.3 (at `kubernetes_version`)",
-        "environments/dev/clusters.yaml:1:21",
-        "if it is a version or other text, quote it: \"1.30\"",
-    ] {
-        assert!(err.contains(expected), "missing {expected:?} in\n{err}");
-    }
+    assert_contains(
+        &err,
+        &[
+            "warning: `1.30` is the number 1.3: components get 1.3 (at `kubernetes_version`)",
+            "environments/dev/clusters.yaml:1:21",
+            "if it is a version or other text, quote it: \"1.30\"",
+        ],
+    );
     assert_eq!(err.matches("warning:").count(), 1, "{err}");
     assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1), "{doc}");
     assert_eq!(doc["warnings"][0]["key"], "kubernetes_version");

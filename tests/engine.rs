@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Repo, stderr, stdout};
+use common::{Repo, assert_contains, stderr, stdout};
 use serde_json::Value;
 
 /// A repository whose components are shell commands. Each entry is
@@ -827,13 +827,14 @@ fn with_format_json_the_result_is_alone_on_stdout_and_the_run_shows_on_stderr() 
     assert_eq!(doc["components"]["net"]["status"], "succeeded");
     assert!(!stdout(&out).contains("hello"), "{}", stdout(&out));
     let err = stderr(&out);
-    for shown in [
-        "net  started (create)",
-        "| hello from net",
-        "net  succeeded in",
-    ] {
-        assert!(err.contains(shown), "{shown:?} not in:\n{err}");
-    }
+    assert_contains(
+        &err,
+        &[
+            "net  started (create)",
+            "| hello from net",
+            "net  succeeded in",
+        ],
+    );
     assert!(
         !err.contains("COMPONENT"),
         "the result replaces the summary table:\n{err}"

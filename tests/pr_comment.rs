@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::cargo::CommandCargoExt;
-use common::{GitDaemon, PROMOTION_FILES, git, project_root, stderr, stdout};
+use common::{GitDaemon, PROMOTION_FILES, assert_contains, git, project_root, stderr, stdout};
 use fake_github::{ACTIONS_BOT, ACTIONS_TOKEN, FakeGitHub, READ_ONLY_TOKEN};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -66,6 +66,14 @@ impl Setup {
 
     fn main(&self) -> String {
         git(&self.work(), &["rev-parse", "main"]).trim().to_string()
+    }
+
+    /// Starts the pull request's branch, `feature`, from `main`, and
+    /// returns `main`'s commit: the pull request's base.
+    fn branch_off(&self) -> String {
+        let base = self.main();
+        git(&self.work(), &["checkout", "-q", "-b", "feature"]);
+        base
     }
 }
 
@@ -155,16 +163,10 @@ fn ours(fake: &FakeGitHub, number: u64) -> Vec<fake_github::Comment> {
         .collect()
 }
 
-fn assert_contains(body: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(body.contains(part), "{part:?} in:\n{body}");
-    }
-}
-
 /// The first push of the pull request: dev's network moves to version 3
-/// and dev's app gets a new secret.
-fn first_push(setup: &Setup) -> String {
-    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+/// and dev's app gets a new secret. Returns the base and the head.
+fn first_push(setup: &Setup) -> (String, String) {
+    let base = setup.branch_off();
     write(
         &setup.work(),
         "environments/dev/network.yaml",
@@ -175,7 +177,7 @@ fn first_push(setup: &Setup) -> String {
         "environments/dev/app.yaml",
         &common::DEV_APP.replace("s3cr3t-v2", "s3cr3t-v3"),
     );
-    setup.commit("network 3 in dev")
+    (base, setup.commit("network 3 in dev"))
 }
 
 #[test]
@@ -183,8 +185,7 @@ fn one_comment_holds_the_config_diff_and_is_updated_on_the_next_push() {
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     let number = fake.open_pull_request("Network 3 in dev");
-    let base = setup.main();
-    let head = first_push(&setup);
+    let (base, head) = first_push(&setup);
 
     let opened = event("opened", number, &base, &head, None);
     assert_eq!(
@@ -253,8 +254,7 @@ fn a_shallow_checkout_fetches_the_base_commit_it_lacks() {
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     let number = fake.open_pull_request("Network 3 in dev");
-    let base = setup.main();
-    let head = first_push(&setup);
+    let (base, head) = first_push(&setup);
     let root = setup.dir.path();
     let url = setup.daemon.url("origin.git");
     git(
@@ -295,8 +295,7 @@ fn a_pull_request_that_changes_nothing_deployed_gets_no_comment_and_an_earlier_o
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     let number = fake.open_pull_request("Docs");
-    let base = setup.main();
-    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+    let base = setup.branch_off();
     write(&setup.work(), "README.md", "# infra\n");
     let docs = setup.commit("docs");
     let out = comment_on(&setup, &fake, "opened", number, &base, &docs, None);
@@ -360,8 +359,7 @@ fn a_change_to_a_watched_module_runs_the_components_watching_it() {
     );
     setup.commit("the network watches its module");
     let number = fake.open_pull_request("A bigger VPC");
-    let base = setup.main();
-    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+    let base = setup.branch_off();
     write(&setup.work(), "modules/vpc/main.tf", "# vpc, /16\n");
     let head = setup.commit("vpc");
     let out = comment_on(&setup, &fake, "opened", number, &base, &head, None);
@@ -386,8 +384,7 @@ fn a_fork_pull_request_with_a_read_only_token_only_warns() {
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     let number = fake.open_pull_request("From a fork");
-    let base = setup.main();
-    let head = first_push(&setup);
+    let (base, head) = first_push(&setup);
     let mut fork = event("opened", number, &base, &head, None);
     fork["pull_request"]["head"]["repo"]["full_name"] = json!("someone/infra");
     fork["pull_request"]["head"]["repo"]["fork"] = json!(true);
@@ -402,7 +399,6 @@ fn bad_input_is_named_and_an_invalid_configuration_is_said_in_the_comment() {
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     let number = fake.open_pull_request("Typo");
-    let base = setup.main();
 
     let push = {
         let mut cmd = std::process::Command::cargo_bin("orchestrator").expect("binary");
@@ -417,7 +413,7 @@ fn bad_input_is_named_and_an_invalid_configuration_is_said_in_the_comment() {
     assert_eq!(push.status.code(), Some(2));
     assert_contains(&stderr(&push), &["the `push` event is not a pull request"]);
 
-    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+    let base = setup.branch_off();
     let config = std::fs::read_to_string(setup.work().join("orchestrator.yaml")).unwrap();
     let head = setup.change(
         "orchestrator.yaml",
@@ -449,8 +445,7 @@ fn a_values_number_components_could_not_get_is_said_in_the_comment() {
     let setup = Setup::new();
     let fake = FakeGitHub::start();
     let number = fake.open_pull_request("Unbounded burst");
-    let base = setup.main();
-    git(&setup.work(), &["checkout", "-q", "-b", "feature"]);
+    let base = setup.branch_off();
     let head = setup.change(
         "environments/dev/network.yaml",
         "cidr: 10.10.0.0/16\nburst: .inf\n",

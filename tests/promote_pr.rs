@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::cargo::CommandCargoExt;
-use common::{GitDaemon, PROMOTION_FILES, STAGING_APP, git, history_notes, stderr, stdout};
+use common::{
+    GitDaemon, PROMOTION_FILES, STAGING_APP, assert_contains, git, history_notes, stderr, stdout,
+};
 use fake_github::{FakeGitHub, TOKEN};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -173,18 +175,19 @@ fn open_pr_pushes_one_branch_with_one_commit_and_opens_one_pull_request_then_upd
     );
     assert_eq!(issue.title, "Promote dev to staging");
     let body = &issue.body;
-    for part in [
-        "<!-- orchestrator:promotion from=dev to=staging -->",
-        "staging, promoted from dev: 3 changes in 2 of 2 components",
-        "@@ image_tag @@",
-        "### Why dev is ready",
-        "| aws | 2 | `app` | succeeded |",
-        "| azure | 2 | `network` | succeeded |",
-        "local run",
-        &format!("from commit `{}`", &main[..7]),
-    ] {
-        assert!(body.contains(part), "{part:?} in:\n{body}");
-    }
+    assert_contains(
+        body,
+        &[
+            "<!-- orchestrator:promotion from=dev to=staging -->",
+            "staging, promoted from dev: 3 changes in 2 of 2 components",
+            "@@ image_tag @@",
+            "### Why dev is ready",
+            "| aws | 2 | `app` | succeeded |",
+            "| azure | 2 | `network` | succeeded |",
+            "local run",
+            &format!("from commit `{}`", &main[..7]),
+        ],
+    );
 
     // dev moves on: the same pull request gets the new commit and text.
     std::fs::write(
@@ -246,13 +249,14 @@ fn a_forced_promotion_says_so_in_the_pull_request_and_the_targets_state_history(
     assert_eq!(doc["ready"], false);
     assert_eq!(doc["pull_request"]["result"], "created", "{doc}");
     let body = &fake.pull_requests()[0].0.body;
-    for part in [
-        "**The promotion gate was overridden** by alice: hotfix for INC-7, not ***",
-        "> - dev/aws: nothing is recorded yet (no state file): deploy it first",
-        "| aws | no state | `app` | never deployed |",
-    ] {
-        assert!(body.contains(part), "{part:?} in:\n{body}");
-    }
+    assert_contains(
+        body,
+        &[
+            "**The promotion gate was overridden** by alice: hotfix for INC-7, not ***",
+            "> - dev/aws: nothing is recorded yet (no state file): deploy it first",
+            "| aws | no state | `app` | never deployed |",
+        ],
+    );
     let state: Value = serde_json::from_str(&setup.at_origin(&[
         "show",
         "orchestrator-state:.orchestrator/state/staging-aws.json",

@@ -30,6 +30,7 @@ use crate::report::terminal::{Terminal, seconds};
 use crate::state::lock::LOCK_TTL;
 use crate::state::publish::{self, Claim, LOCAL_TTL, Publisher};
 use crate::state::recorder::{Keeping, Outcome, Recorder};
+use crate::state::sync::StoreError;
 use crate::state::{StateFile, Target};
 
 /// How long a stopped component gets between SIGINT and SIGKILL. Short
@@ -411,17 +412,22 @@ fn published_exit(published: publish::Report, code: i32) -> Result<i32, Failure>
         return Ok(code);
     }
     for (_, e) in &published.errors {
-        let hint = e.hint();
-        eprintln!("error: {}", e.message());
-        if !hint.is_empty() {
-            eprintln!("  = help: {hint}");
-        }
+        tell_store_error("", e);
     }
     Ok(if code == EXIT_CANCELLED {
         code
     } else {
         EXIT_CONFLICT
     })
+}
+
+/// Prints a state store error, after `lead`, with its advice.
+fn tell_store_error(lead: &str, e: &StoreError) {
+    eprintln!("error: {lead}{}", e.message());
+    let hint = e.hint();
+    if !hint.is_empty() {
+        eprintln!("  = help: {hint}");
+    }
 }
 
 /// Tells of the state writes that failed during the run, once for each
@@ -475,11 +481,7 @@ fn report_write_failures(
             (true, false, Some(i)) if published.errors[i].1.is_conflict() => {}
             (true, false, Some(i)) => {
                 let (_, error) = published.errors.remove(i);
-                eprintln!("error: the state could not be written: {}", error.message());
-                let hint = error.hint();
-                if !hint.is_empty() {
-                    eprintln!("  = help: {hint}");
-                }
+                tell_store_error("the state could not be written: ", &error);
                 eprintln!(
                     "  = note: {writes} failed; the file holds what was recorded before, \
                      and the next apply runs again what it does not show as done"
